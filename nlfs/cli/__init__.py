@@ -1,0 +1,1 @@
+"""The `nlfs` command line: argument parsing and dispatch only (see `main.py`)."""

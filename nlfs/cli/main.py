@@ -1,0 +1,59 @@
+"""Entry point of the `nlfs` command: builds the parser from the verb modules and dispatches.
+
+User errors (`NlfsError`, bad flags) become one line on stderr and exit code 2 here, and only
+here; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from nlfs.errors import NlfsError
+
+# Each module defines `register(subparsers)`, adding its verbs with `set_defaults(func=...)`.
+# A handler returns an exit code (None means 0). Heavy imports (torch) stay inside handlers so
+# that `nlfs --help` and bad-input errors answer at once.
+VERB_MODULES = (
+    "nlfs.cli.genome_cmds",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors in one line with exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nlfs", description="Neural loss function search for image classifiers.")
+    from nlfs import __version__
+
+    parser.add_argument("--version", action="version", version=f"nlfs {__version__}")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+    subparsers.required = True
+    for name in VERB_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except NlfsError as err:
+        print(f"nlfs: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("nlfs: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0 if code is None else int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
