@@ -1,0 +1,87 @@
+"""Random genomes and mutations of the search space (METHOD.md 1 and 3), with the paper's odds.
+
+Search genomes have 4 hidden nodes (indices 0-3) and a root (index 4); mutation also works on
+hand-written genomes of any size, treating `output` as the root. Functions here are pure
+given a `numpy.random.Generator`; they may return genomes the integrity check rejects (a cycle,
+an unreachable leaf), because the search retries until a child passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from nlfs.genome.graph import Genome, Input, Node
+from nlfs.genome.ops import BINARY_OPS, LEAVES, UNARY_OPS
+
+HIDDEN = 4
+ROOT = HIDDEN  # index of the root node
+P_HIDDEN_UNARY = 0.7
+P_ROOT_UNARY = 0.2
+P_CHANGE_OP, P_REWIRE = 0.70, 0.15  # the rest (0.15): toggle unary <-> binary
+P_SWAP_OPERANDS = 0.2
+
+
+def _choices(index: int, size: int = HIDDEN + 1, root: int = ROOT) -> list[Input]:
+    """Inputs a node may take: hidden nodes take leaves or other hidden nodes, the root hidden only."""
+    hidden = [j for j in range(size) if j != root]
+    if index == root:
+        return hidden
+    return list(LEAVES) + [j for j in hidden if j != index]
+
+
+def _pick(rng: np.random.Generator, items: list, exclude: tuple = ()) -> Input:
+    pool = [x for x in items if not any(x == e and type(x) is type(e) for e in exclude)]
+    return pool[int(rng.integers(len(pool)))]
+
+
+def _random_node(rng: np.random.Generator, index: int) -> Node:
+    p_unary = P_ROOT_UNARY if index == ROOT else P_HIDDEN_UNARY
+    options = _choices(index)
+    if rng.random() < p_unary:
+        return Node(str(rng.choice(UNARY_OPS)), (_pick(rng, options),))
+    first = _pick(rng, options)
+    return Node(str(rng.choice(BINARY_OPS)), (first, _pick(rng, options, (first,))))
+
+
+def random_genome(rng: np.random.Generator) -> Genome:
+    """A random 5-node genome (structurally valid or not). Inputs are drawn uniformly."""
+    return Genome(tuple(_random_node(rng, i) for i in range(HIDDEN + 1)), output=ROOT)
+
+
+def mutate(genome: Genome, rng: np.random.Generator) -> Genome:
+    """One mutation of one active node, chosen uniformly (METHOD.md 3). Sign resets to +1.
+
+    p=0.70 change the operator to another of the same arity; p=0.15 rewire (unary: new input;
+    binary: swap operands with p=0.2, else redraw the first or second input); p=0.15 toggle
+    unary <-> binary (adding a new first or second operand, or dropping one).
+    """
+    active = genome.active
+    index = active[int(rng.integers(len(active)))]
+    node = genome.nodes[index]
+    options = _choices(index, len(genome.nodes), genome.output)
+    r = rng.random()
+    if r < P_CHANGE_OP:
+        ops = UNARY_OPS if len(node.inputs) == 1 else BINARY_OPS
+        new = Node(str(_pick(rng, list(ops), (node.op,))), node.inputs)
+    elif r < P_CHANGE_OP + P_REWIRE:
+        if len(node.inputs) == 1:
+            new = Node(node.op, (_pick(rng, options, node.inputs),))
+        elif rng.random() < P_SWAP_OPERANDS:
+            new = Node(node.op, node.inputs[::-1])
+        else:
+            k = int(rng.integers(2))
+            ins = list(node.inputs)
+            ins[k] = _pick(rng, options, tuple(ins))
+            new = Node(node.op, tuple(ins))
+    elif len(node.inputs) == 1:
+        extra = _pick(rng, options, node.inputs)
+        ins = (extra, node.inputs[0]) if rng.random() < 0.5 else (node.inputs[0], extra)
+        new = Node(str(rng.choice(BINARY_OPS)), ins)
+    else:
+        keep = node.inputs[int(rng.integers(2))]
+        new = Node(str(rng.choice(UNARY_OPS)), (keep,))
+    nodes = list(genome.nodes)
+    nodes[index] = new
+    return replace(genome, nodes=tuple(nodes), sign=1, name=None)
