@@ -17,6 +17,9 @@ from nlfs.errors import NlfsError
 # that `nlfs --help` and bad-input errors answer at once.
 VERB_MODULES = (
     "nlfs.cli.genome_cmds",
+    "nlfs.cli.run_cmds",
+    "nlfs.cli.eval_cmds",
+    "nlfs.cli.workflow_cmds",
 )
 
 

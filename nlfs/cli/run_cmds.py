@@ -1,0 +1,116 @@
+"""Verbs that drive a search: `init`, `controller step`, `search`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("init", help="create a run in a store (idempotent)",
+                              description="Store a search config in a run; the same config again is a no-op.")
+    p.add_argument("run", help="run URI: a directory, file://PATH or s3://BUCKET/PREFIX")
+    p.add_argument("--config", default="default",
+                   help="built-in config name (default, paper) or a YAML file (default: %(default)s)")
+    p.set_defaults(func=cmd_init)
+
+    p = subparsers.add_parser("controller", help="the aging-evolution controller")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    sub.required = True
+    s = sub.add_parser("step", help="fold finished results and propose the next batch",
+                       description="Advance a run by at most one batch. Prints the work items still to "
+                                   "evaluate as a JSON list on stdout (logs go to stderr).")
+    s.add_argument("run", help="run URI")
+    s.add_argument("--genomes-per-item", type=_positive, default=1, metavar="K",
+                   help="genomes per work item, to share one pod's start-up (default: 1)")
+    s.add_argument("--output-dir", metavar="DIR",
+                   help="also write items.json and done (true/false) there, for Argo output parameters")
+    s.set_defaults(func=cmd_step)
+
+    p = subparsers.add_parser("search", help="run a whole search on this machine",
+                              description="Run or resume a search with a local process pool. With no "
+                                          "arguments: the embedded default (./runs/default, tiny profile).")
+    p.add_argument("--store", default=os.path.join("runs", "default"), metavar="URI",
+                   help="run URI (default: %(default)s); the same command again resumes it")
+    p.add_argument("--config", default=None,
+                   help="built-in config name or YAML file (default: the run's own, or 'default' for a new run)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="evaluation processes (default: the CPU count, at most 8)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="show a progress bar (default: when stderr is a terminal)")
+    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="evaluate cross-entropy on the main profile for comparison (default: on)")
+    p.set_defaults(func=cmd_search)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _logging() -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+def cmd_init(args) -> int:
+    from nlfs.evolution.config import load_config
+    from nlfs.evolution.controller import init_run
+    from nlfs.runs import open_run
+
+    config = load_config(args.config)
+    run = open_run(args.run)
+    created = init_run(run, config)
+    print(f"{'created' if created else 'exists'}: {run.uri} (config {config.hash})", file=sys.stderr)
+    return 0
+
+
+def cmd_step(args) -> int:
+    from nlfs.evolution.controller import step
+    from nlfs.runs import open_run
+
+    _logging()
+    run = open_run(args.run)
+    outcome = step(run)
+    items = outcome.items(run.uri, args.genomes_per_item)
+    c = outcome.state.counters
+    logging.getLogger("nlfs.controller").info(
+        "phase %s, %d evaluations, %d/%d children, best %s; %d item(s) to evaluate%s",
+        outcome.state.phase, c.evaluations, c.children_done, run.config.budget,
+        f"{outcome.state.best.fitness:.4f}" if outcome.state.best else "n/a", len(items),
+        ", search done" if outcome.done else "")
+    text = json.dumps(items)
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+        with open(os.path.join(args.output_dir, "items.json"), "w") as fh:
+            fh.write(text)
+        with open(os.path.join(args.output_dir, "done"), "w") as fh:
+            fh.write("true" if outcome.done else "false")
+    print(text)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from nlfs.evolution.config import load_config
+    from nlfs.local import default_workers, format_summary, search
+    from nlfs.runs import open_run
+    from nlfs.store import layout
+
+    run = open_run(args.store)
+    config = None
+    if args.config is not None:
+        config = load_config(args.config)
+    elif run.read_state()[0] is None and not run.store.exists(layout.config_key()):
+        config = load_config("default")
+    summary = search(run.uri, config, args.workers or default_workers(), progress=args.progress,
+                     baseline=args.baseline)
+    print(format_summary(summary))
+    return 0

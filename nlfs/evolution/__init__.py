@@ -1,0 +1,1 @@
+"""Aging evolution: pure state transitions (`population`) and the controller step against a store."""

@@ -1,0 +1,224 @@
+"""Aging (regularized) evolution as pure state transitions (METHOD.md 3), batched for fan-out.
+
+`advance(state, config, outcomes)` folds the results of the pending batch and proposes the
+next one. No I/O and no clock: the same state, config and outcomes give the same next state,
+because every random draw comes from a generator seeded by (seed, purpose, batch, slot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from nlfs.evolution.config import SearchConfig
+from nlfs.evolution.state import Batch, Candidate, Member, Slot, State
+from nlfs.genome.graph import Genome
+from nlfs.genome.integrity import KnownLosses, check
+from nlfs.genome.mutate import mutate, random_genome
+
+_INITIAL, _CHILD = 1, 2  # rng stream tags
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the controller learned from one slot's result record."""
+
+    status: str
+    fitness: float | None
+    usable: bool
+
+
+def rng_for(config: SearchConfig, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, *keys])
+
+
+# ---- initialisation -------------------------------------------------------------------------
+
+def random_candidates(config: SearchConfig, limit_attempts: int = 1000) -> list[Genome]:
+    """`initial_candidates` random genomes that pass the check, distinct by id and phenotype.
+
+    Each genome has the sign its check chose. Raises RuntimeError if the space yields too few
+    (it cannot at the method's sizes; the bound keeps a broken operator table from hanging).
+    """
+    rng = rng_for(config, _INITIAL)
+    known = KnownLosses()
+    out: list[Genome] = []
+    attempts = 0
+    while len(out) < config.initial_candidates:
+        attempts += 1
+        if attempts > limit_attempts * config.initial_candidates:
+            raise RuntimeError("random generation yields too few valid genomes")
+        g = random_genome(rng)
+        verdict = check(g, known)
+        if verdict.accepted:
+            g = g.with_sign(verdict.sign)
+            known.add(g, verdict.phenotype)
+            out.append(g)
+    return out
+
+
+def start(config: SearchConfig) -> State:
+    """The state of a new run: random candidates waiting for the cheap stage."""
+    candidates = [Candidate(id=g.id, genome=g.to_dict()) for g in random_candidates(config)]
+    return State(config_hash=config.hash, candidates=candidates)
+
+
+# ---- the aging-evolution operators --------------------------------------------------------
+
+def tournament(population: list[Member], size: int, rng: np.random.Generator) -> Member:
+    """The fittest of `size` members drawn with replacement (ties: the first drawn)."""
+    picks = rng.integers(0, len(population), size=size)
+    best = population[int(picks[0])]
+    for k in picks[1:]:
+        if population[int(k)].fitness > best.fitness:
+            best = population[int(k)]
+    return best
+
+
+def make_child(parent: Genome, known: KnownLosses, rng: np.random.Generator,
+               attempts: int) -> Genome | None:
+    """Mutate `parent` until the child passes every check, at most `attempts` times."""
+    for _ in range(attempts):
+        child = mutate(parent, rng)
+        verdict = check(child, known)
+        if verdict.accepted:
+            return child.with_sign(verdict.sign)
+    return None
+
+
+def age(population: list[Member], child: Member, capacity: int) -> list[Member]:
+    """Add `child`; while over capacity the oldest leaves, the worst among equally old."""
+    out = [*population, child]
+    while len(out) > capacity:
+        out.remove(min(out, key=lambda m: (m.birth, m.fitness, m.id)))
+    return out
+
+
+def remember(top: list[Member], member: Member, size: int) -> list[Member]:
+    """The hall of fame with `member` considered: best fitness first (ties: lower id), `size` long."""
+    if any(m.id == member.id for m in top):
+        return top
+    return sorted([*top, member], key=lambda m: (-m.fitness, m.id))[:size]
+
+
+# ---- one controller transition --------------------------------------------------------------
+
+def advance(state: State, config: SearchConfig, outcomes: Mapping[str, Outcome]) -> State:
+    """Fold the pending batch's outcomes (by genome id; all must be present), propose the next."""
+    state = state.model_copy(deep=True)
+    retries: list[Slot] = []
+    if state.pending is not None:
+        retries = _fold(state, config, state.pending, outcomes)
+        state.pending = None
+    _propose(state, config, retries)
+    return state
+
+
+def _count(state: State, outcome: Outcome) -> None:
+    c = state.counters
+    c.evaluations += 1
+    c.statuses[outcome.status] = c.statuses.get(outcome.status, 0) + 1
+
+
+def _fold(state: State, config: SearchConfig, batch: Batch,
+          outcomes: Mapping[str, Outcome]) -> list[Slot]:
+    """Apply the outcomes in slot order; returns the failed children to re-mutate."""
+    retries: list[Slot] = []
+    for slot in batch.slots:
+        outcome = outcomes[slot.id]
+        _count(state, outcome)
+        if slot.reused_from:
+            state.counters.reused += 1
+        if batch.phase == "initial":
+            cand = next(c for c in state.candidates if c.id == slot.id)
+            cand.scored = True
+            cand.fitness = outcome.fitness if outcome.usable else None
+        elif batch.phase == "rescore":
+            if outcome.usable:
+                member = Member(id=slot.id, birth=0, fitness=outcome.fitness, genome=slot.genome)
+                state.population.append(member)
+                state.top = remember(state.top, member, config.hall_of_fame)
+        elif outcome.usable:
+            member = Member(id=slot.id, birth=slot.child + 1, fitness=outcome.fitness, genome=slot.genome)
+            state.population = age(state.population, member, config.population)
+            state.top = remember(state.top, member, config.hall_of_fame)
+            state.counters.children_done += 1
+        elif slot.attempt < config.max_remutations:
+            retries.append(slot)
+        else:
+            # Discarded; the clock still advances (the child's number is used up).
+            state.counters.children_done += 1
+            state.counters.discarded += 1
+    return retries
+
+
+def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
+    while True:
+        if state.phase == "initial":
+            todo = state.candidates[state.cursor:state.cursor + config.initial_batch_size]
+            if todo:
+                state.cursor += len(todo)
+                _open(state, "initial", "initial", [Slot(id=c.id, genome=c.genome) for c in todo])
+                return
+            ranked = sorted((c for c in state.candidates if c.fitness is not None),
+                            key=lambda c: (-c.fitness, c.id))
+            state.candidates = ranked[:config.population]
+            state.phase, state.cursor = "rescore", 0
+            if not state.candidates:
+                state.phase = "done"  # no candidate learned anything: nothing to evolve
+                return
+        elif state.phase == "rescore":
+            todo = state.candidates[state.cursor:state.cursor + config.initial_batch_size]
+            if todo:
+                state.cursor += len(todo)
+                _open(state, "rescore", "main", [Slot(id=c.id, genome=c.genome) for c in todo])
+                return
+            state.candidates, state.cursor = [], 0
+            state.phase = "evolve" if state.population else "done"
+        elif state.phase == "evolve":
+            slots = _children(state, config, retries)
+            if slots:
+                _open(state, "evolve", "main", slots)
+                return
+            state.phase = "done"
+        else:
+            return
+
+
+def _open(state: State, phase: str, stage: str, slots: list[Slot]) -> None:
+    state.pending = Batch(index=state.next_batch, phase=phase, stage=stage, slots=slots)
+    state.next_batch += 1
+
+
+def _children(state: State, config: SearchConfig, retries: list[Slot]) -> list[Slot]:
+    """Re-mutations of failed children first, then new children while the budget lasts."""
+    known = KnownLosses(Genome.from_json(m.genome) for m in state.population)
+    slots: list[Slot] = []
+    plans: list[tuple[int, int, str, dict]] = [
+        (r.child, r.attempt + 1, r.parent, r.parent_genome) for r in retries]
+    while len(plans) < config.batch_size and state.counters.children_started < config.budget:
+        child_no = state.counters.children_started
+        state.counters.children_started += 1
+        parent = tournament(state.population, config.tournament, rng_for(config, _CHILD, child_no, 0))
+        plans.append((child_no, 0, parent.id, parent.genome))
+    for child_no, attempt, parent_id, parent_genome in plans:
+        if attempt:
+            state.counters.remutations += 1
+        rng = rng_for(config, _CHILD, child_no, attempt + 1)
+        child = make_child(Genome.from_json(parent_genome), known, rng, config.max_mutation_attempts)
+        if child is None:  # no valid mutant in 2500 tries: the child is lost, the clock moves
+            state.counters.children_done += 1
+            state.counters.discarded += 1
+            continue
+        known.add(child)
+        slots.append(Slot(id=child.id, genome=child.to_dict(), child=child_no, parent=parent_id,
+                          parent_genome=parent_genome, attempt=attempt))
+    return slots
+
+
+def items_of(batch: Batch | None, done: Iterable[str] = ()) -> list[Slot]:
+    """The slots of `batch` whose results are not yet in `done`."""
+    finished = set(done)
+    return [] if batch is None else [s for s in batch.slots if s.id not in finished]
