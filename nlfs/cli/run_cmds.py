@@ -24,6 +24,9 @@ def register(subparsers) -> None:
                        description="Advance a run by at most one batch. Prints the work items still to "
                                    "evaluate as a JSON list on stdout (logs go to stderr).")
     s.add_argument("run", help="run URI")
+    s.add_argument("--workers", type=_positive, default=None, metavar="N",
+                   help="hand out at most N genomes this step (the rest of the batch comes at the "
+                        "next step); bounds a generation's fan-out (default: the whole batch)")
     s.add_argument("--genomes-per-item", type=_positive, default=1, metavar="K",
                    help="genomes per work item, to share one pod's start-up (default: 1)")
     s.add_argument("--output-dir", metavar="DIR",
@@ -80,7 +83,7 @@ def cmd_step(args) -> int:
     _logging()
     run = open_run(args.run)
     outcome = step(run)
-    items = outcome.items(run.uri, args.genomes_per_item)
+    items = outcome.items(run.uri, args.genomes_per_item, max_genomes=args.workers)
     c = outcome.state.counters
     logging.getLogger("nlfs.controller").info(
         "phase %s, %d evaluations, %d/%d children, best %s; %d item(s) to evaluate%s",

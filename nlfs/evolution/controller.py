@@ -38,11 +38,16 @@ class StepResult:
     done: bool = False
     state: State | None = None
 
-    def items(self, run_uri: str, genomes_per_item: int = 1) -> list[dict]:
-        """Work items for a fan-out: each names the run, batch, stage and up to K genomes."""
+    def items(self, run_uri: str, genomes_per_item: int = 1, max_genomes: int | None = None) -> list[dict]:
+        """Work items for a fan-out: each names the run, batch, stage and up to K genomes.
+
+        `max_genomes` hands out only the first N missing genomes; the next step, seeing the
+        batch still incomplete, hands out the rest. The algorithm's batch stays the config's.
+        """
         k = max(1, genomes_per_item)
-        return [{"run": run_uri, "batch": self.batch, "stage": self.stage, "genomes": self.genomes[i:i + k]}
-                for i in range(0, len(self.genomes), k)]
+        genomes = self.genomes if max_genomes is None else self.genomes[:max_genomes]
+        return [{"run": run_uri, "batch": self.batch, "stage": self.stage, "genomes": genomes[i:i + k]}
+                for i in range(0, len(genomes), k)]
 
 
 def init_run(run: Run, config: SearchConfig) -> bool:

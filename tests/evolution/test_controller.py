@@ -152,3 +152,14 @@ def test_init_is_idempotent_and_refuses_another_config(store):
 def test_step_without_a_run_says_how_to_start_one(tmp_path):
     with pytest.raises(NlfsError, match="nlfs init"):
         step(Run(open_store(str(tmp_path / "nothing"))))
+
+
+def test_workers_bound_what_one_step_hands_out_and_the_next_step_hands_out_the_rest(store):
+    run = _new_run(store, initial_batch_size=8)
+    outcome = step(run)
+    first = outcome.items(run.uri, genomes_per_item=2, max_genomes=3)
+    assert [i["genomes"] for i in first] == [outcome.genomes[:2], outcome.genomes[2:3]]
+    for gid in outcome.genomes[:3]:
+        run.put_result(_record("initial", gid))
+    again = step(run)
+    assert again.batch == outcome.batch and again.genomes == outcome.genomes[3:]
