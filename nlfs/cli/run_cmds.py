@@ -60,8 +60,10 @@ def _positive(text: str) -> int:
 
 
 def _logging() -> None:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+    # Our own lines at INFO for pod logs; libraries (botocore) only when something is wrong.
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("nlfs").setLevel(logging.INFO)
 
 
 def cmd_init(args) -> int:
