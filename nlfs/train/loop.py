@@ -1,0 +1,274 @@
+"""The training loop: one model, one loss, one profile -> per-epoch metrics and a status.
+
+Guards end a run with a status instead of an exception: NaN/Inf loss -> diverged (fitness = best
+validation accuracy before it), a missed accuracy floor -> rejected, the wall-clock limit ->
+timeout, any exception raised while training (typically from the loss) -> failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from nlfs.result import EpochMetrics
+from nlfs.train.augment import AugmentRNG, build_augmentation
+from nlfs.train.data import DataSplit, as_unit_float
+from nlfs.train.models import create_model, set_dropout
+from nlfs.train.profiles import FloorSpec, Profile, RuntimeSpec
+from nlfs.train.schedule import build_optimizer, build_scheduler
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Execution settings resolved for this machine from a profile's `runtime` section."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None  # autocast dtype, None = full precision
+    channels_last: bool
+    compile: bool
+    eval_batch_size: int
+    time_limit_s: float | None
+    nan_check_every: int
+
+    @classmethod
+    def resolve(cls, spec: RuntimeSpec) -> "Runtime":
+        cuda = torch.cuda.is_available()
+        if spec.device == "cuda" and not cuda:
+            from nlfs.errors import NlfsError
+
+            raise NlfsError("runtime.device=cuda but no CUDA device is available")
+        device = torch.device("cuda" if spec.device == "cuda" or (spec.device == "auto" and cuda) else "cpu")
+        on_cuda = device.type == "cuda"
+        amp = torch.bfloat16 if (spec.amp == "bf16" or (spec.amp == "auto" and on_cuda)) else None
+        channels_last = on_cuda if spec.channels_last is None else spec.channels_last
+        return cls(device, amp, channels_last, spec.compile, spec.eval_batch_size, spec.time_limit_s,
+                   max(1, spec.nan_check_every))
+
+    def describe(self) -> str:
+        if self.device.type == "cuda":
+            return f"cuda:{torch.cuda.get_device_name(self.device)}"
+        return "cpu"
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # ok | diverged | rejected | failed | timeout
+    fitness: float | None  # best validation accuracy over finished epochs
+    reason: str | None = None
+    epochs: list[EpochMetrics] = field(default_factory=list)
+
+
+class _Diverged:
+    """Marker: a non-finite training loss ended the epoch."""
+
+
+class _Timeout:
+    """Marker: the wall-clock limit ended the epoch."""
+
+
+class _BatchStream:
+    """Endless mini-batch indices: successive seeded permutations, the remainder of each dropped
+    so every step has the same shape."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
+        self.n, self.batch_size, self.generator, self.device = n, min(batch_size, n), generator, device
+        self.perm = torch.empty(0, dtype=torch.long)
+        self.pos = n
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.batch_size > self.n:
+            self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
+            self.pos = 0
+        idx = self.perm[self.pos: self.pos + self.batch_size]
+        self.pos += self.batch_size
+        return idx
+
+
+class _Inputs:
+    """Raw batch -> model input: to float 0..1, resize, (augment), normalise, memory format."""
+
+    def __init__(self, data: DataSplit, runtime: Runtime):
+        dev = runtime.device
+        self.mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
+        self.inv_std = 1.0 / torch.tensor(data.std, device=dev).view(1, -1, 1, 1)
+        self.channels_last = runtime.channels_last
+
+    def prepare(self, x: torch.Tensor, size: int | None) -> torch.Tensor:
+        """x [B, C, H, W] uint8 or float -> float 0..1 at `size` x `size`."""
+        x = as_unit_float(x)
+        if size is not None and size != x.shape[-1]:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                              antialias=size < x.shape[-1])
+        return x
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) * self.inv_std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text[:300]
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _accuracy_count(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Correct predictions in a batch; soft targets [B, K] count their argmax as the label."""
+    labels = target.argmax(dim=1) if target.dim() == 2 else target
+    return (logits.argmax(dim=1) == labels).sum()
+
+
+def _floor_breach(floors: list[FloorSpec], epochs: list[EpochMetrics], at_end: bool) -> str | None:
+    """The reason the run misses a floor now, or None."""
+    current = epochs[-1]
+    for floor in floors:
+        if floor.when == "each_epoch" and not at_end and current.epoch >= floor.from_epoch:
+            value = getattr(current, floor.metric)
+            if value is not None and value < floor.min:
+                return f"{floor.metric} {value:.4f} below floor {floor.min} at epoch {current.epoch}"
+        if floor.when == "end" and at_end:
+            values = [getattr(e, floor.metric) for e in epochs if e.epoch >= floor.from_epoch]
+            best = max((v for v in values if v is not None), default=None)
+            if best is None or best < floor.min:
+                shown = "none" if best is None else f"{best:.4f}"
+                return f"best {floor.metric} {shown} below floor {floor.min}"
+    return None
+
+
+class _Trainer:
+    """The state of one training run: model, optimiser, schedule, batch stream, RNG."""
+
+    def __init__(self, profile: Profile, data: DataSplit, loss_fn: LossFn, seed: int, runtime: Runtime):
+        dev = runtime.device
+        self.profile, self.data, self.loss_fn, self.runtime = profile, data, loss_fn, runtime
+        torch.manual_seed(seed)  # model initialisation
+        self.model = create_model(profile.model, num_classes=data.num_classes, in_channels=data.in_channels).to(dev)
+        if runtime.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if runtime.compile else self.model
+        self.optimizer = build_optimizer(profile.optimizer, self.model.parameters())
+        n_train = data.train_x.shape[0]
+        self.steps_per_epoch = profile.steps_per_epoch or max(1, n_train // profile.batch_size)
+        total = profile.schedule.total_steps or self.steps_per_epoch * profile.epochs
+        self.scheduler = build_scheduler(profile.schedule, self.optimizer, total)
+        self.batches = _BatchStream(n_train, profile.batch_size, torch.Generator(device=dev).manual_seed(seed), dev)
+        self.rng = AugmentRNG.seeded(seed + 1, dev)
+        self.inputs = _Inputs(data, runtime)
+
+    def autocast(self):
+        if self.runtime.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.runtime.device.type, dtype=self.runtime.amp_dtype)
+
+    def train_epoch(self, augment, size: int | None, deadline: float | None) -> tuple[float, float, type | None]:
+        """One epoch of steps -> (mean train loss, train accuracy, _Diverged | _Timeout | None).
+        Loss and accuracy stay on the device between NaN checks, so a GPU is not synced every step."""
+        dev = self.runtime.device
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen, steps, stop = 0, 0, None
+        self.model.train()
+        for step in range(self.steps_per_epoch):
+            idx = self.batches.next()
+            x, target = augment(self.inputs.prepare(self.data.train_x[idx], size), self.data.train_y[idx], self.rng)
+            with self.autocast():
+                logits = self.forward(self.inputs.finish(x))
+            logits = logits.float()  # losses run in float32: their eps guards vanish in bf16
+            loss = self.loss_fn(logits, target)
+            if loss.dim() != 0:
+                raise ValueError(f"the loss returned shape {tuple(loss.shape)}, expected a scalar")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            loss_sum += loss.detach()
+            correct += _accuracy_count(logits.detach(), target)
+            seen, steps = seen + idx.shape[0], step + 1
+            if steps % self.runtime.nan_check_every == 0 or steps == self.steps_per_epoch:
+                if not torch.isfinite(loss_sum).item():
+                    return float("nan"), 0.0, _Diverged
+            if deadline is not None and time.monotonic() > deadline:
+                stop = _Timeout
+                break
+        return loss_sum.item() / steps, correct.item() / max(seen, 1), stop
+
+    def validate(self, size: int | None) -> tuple[float | None, float]:
+        """(mean validation loss or None if not finite, validation accuracy)."""
+        dev, bs = self.runtime.device, self.runtime.eval_batch_size
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        self.model.eval()
+        with torch.no_grad():
+            for xs, ys in zip(torch.split(self.data.val_x, bs), torch.split(self.data.val_y, bs)):
+                with self.autocast():
+                    logits = self.forward(self.inputs.finish(self.inputs.prepare(xs, size)))
+                logits = logits.float()
+                loss_sum += self.loss_fn(logits, ys).detach() * ys.shape[0]
+                correct += _accuracy_count(logits, ys)
+        n = self.data.val_x.shape[0]
+        return _finite_or_none(loss_sum.item() / n), correct.item() / n
+
+
+def train(profile: Profile, data: DataSplit, loss_fn: LossFn, *, seed: int, runtime: Runtime,
+          log: Callable[[str], None] | None = None, label: str = "") -> TrainOutcome:
+    """Train the profile's model on `data` (already on `runtime.device`) with `loss_fn`, called as
+    loss_fn(logits [B, K] float32, target [B] int64 or [B, K] float32) -> scalar. Never raises
+    for what the loss does: that ends as a status in the outcome."""
+    deadline = None if runtime.time_limit_s is None else time.monotonic() + runtime.time_limit_s
+    trainer = _Trainer(profile, data, loss_fn, seed, runtime)
+    plan = profile.stage_plan()
+    # Built before training so that a bad name is a user error, not a `failed` status.
+    augments = [build_augmentation(profile.augment, magnitude=stage.magnitude,
+                                   num_classes=data.num_classes, mean=data.mean) for stage in plan]
+    outcome = TrainOutcome("ok", None)
+    epoch = 0
+    try:
+        for stage, augment in zip(plan, augments):
+            set_dropout(trainer.model, stage.dropout)
+            size = stage.image_size or profile.image_size
+            for _ in range(stage.epochs):
+                epoch += 1
+                t0 = time.monotonic()
+                train_loss, train_acc, stop = trainer.train_epoch(augment, size, deadline)
+                if stop is _Diverged:
+                    outcome.status, outcome.reason = "diverged", f"non-finite loss in epoch {epoch}"
+                    return _finish(outcome)
+                val_loss, val_acc = trainer.validate(size)
+                metrics = EpochMetrics(epoch=epoch, train_loss=_finite_or_none(train_loss), train_accuracy=train_acc,
+                                       val_loss=val_loss, val_accuracy=val_acc, seconds=round(time.monotonic() - t0, 4))
+                outcome.epochs.append(metrics)
+                if log is not None:
+                    log(f"genome {label} epoch {epoch} train_acc {train_acc:.4f} val_acc {val_acc:.4f} "
+                        f"train_loss {train_loss:.4g} seconds {metrics.seconds:.2f}")
+                if stop is _Timeout:
+                    outcome.status = "timeout"
+                    outcome.reason = f"wall-clock limit {runtime.time_limit_s}s reached in epoch {epoch}"
+                    return _finish(outcome)
+                reason = _floor_breach(profile.floors, outcome.epochs, at_end=False)
+                if reason:
+                    outcome.status, outcome.reason = "rejected", reason
+                    return _finish(outcome)
+        reason = _floor_breach(profile.floors, outcome.epochs, at_end=True)
+        if reason:
+            outcome.status, outcome.reason = "rejected", reason
+        return _finish(outcome)
+    except Exception as err:  # noqa: BLE001 - any error while training is a status, not a crash
+        return TrainOutcome("failed", None, _one_line(err), outcome.epochs)
+
+
+def _finish(outcome: TrainOutcome) -> TrainOutcome:
+    """Fitness = the best validation accuracy of the finished epochs (METHOD.md 4)."""
+    accuracies = [e.val_accuracy for e in outcome.epochs if e.val_accuracy is not None]
+    outcome.fitness = max(accuracies) if accuracies else None
+    return outcome

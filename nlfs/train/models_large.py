@@ -1,0 +1,135 @@
+"""Large models of the transfer study (METHOD.md 5-6): EfficientNetV2-S (torchvision),
+WideResNet-28-10 (CIFAR variant), ResNet-18 with a CIFAR stem; from scratch or from ImageNet
+weights. Weights are downloaded by URL (torchvision's, hash-checked) or read from a store URI /
+file given as `model.weights`; always loaded with `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nlfs.errors import NlfsError
+from nlfs.train.registry import register_model
+
+
+def _state_dict_from(weights: str | None, default_url: str) -> dict[str, torch.Tensor]:
+    """A state dict from `weights` (a file path, or a store URI `s3://bucket/key.pth` /
+    `file://...`), or else torchvision's published `default_url` (cached under $TORCH_HOME)."""
+    if weights is None:
+        return torch.hub.load_state_dict_from_url(default_url, progress=False, check_hash=True, weights_only=True)
+    if "://" not in weights:
+        try:
+            data = Path(weights).read_bytes()
+        except OSError as err:
+            raise NlfsError(f"model.weights {weights}: {err.strerror}") from None
+    else:
+        from nlfs.store import open_store
+
+        parent, _, key = weights.rstrip("/").rpartition("/")
+        data = open_store(parent).get(key).data
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Copy every tensor whose name and shape match; a changed head or stem keeps its init."""
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(usable) < len(own) // 2:
+        raise NlfsError(f"pretrained weights fit only {len(usable)} of {len(own)} tensors of the model")
+    model.load_state_dict(usable, strict=False)
+
+
+@register_model("efficientnet_v2_s")
+def efficientnet_v2_s(*, num_classes: int, in_channels: int, dropout: float | None = None,
+                      pretrained: bool = False, weights: str | None = None) -> nn.Module:
+    """torchvision's EfficientNetV2-S; input [B, C, H, W] (any size >= 32), logits [B, num_classes].
+    `dropout` is the classifier's (torchvision default 0.2); progressive resizing changes it."""
+    from torchvision.models import EfficientNet_V2_S_Weights, efficientnet_v2_s as build
+
+    model = build(weights=None, num_classes=num_classes, dropout=0.2 if dropout is None else dropout)
+    if in_channels != 3:
+        old = model.features[0][0]
+        model.features[0][0] = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride,
+                                         old.padding, bias=False)
+    if pretrained:
+        _load_matching(model, _state_dict_from(weights, EfficientNet_V2_S_Weights.IMAGENET1K_V1.url))
+    return model
+
+
+@register_model("resnet18_cifar")
+def resnet18_cifar(*, num_classes: int, in_channels: int, dropout: float | None = None,
+                   pretrained: bool = False, weights: str | None = None) -> nn.Module:
+    """torchvision's ResNet-18 with the CIFAR stem: a 3x3 stride-1 first conv and no max-pool.
+    Pretrained: ImageNet weights for every layer but that stem and the head."""
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    model = resnet18(weights=None, num_classes=num_classes)
+    model.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    if dropout:
+        model.fc = nn.Sequential(nn.Dropout(dropout), model.fc)
+    if pretrained:
+        _load_matching(model, _state_dict_from(weights, ResNet18_Weights.IMAGENET1K_V1.url))
+    return model
+
+
+class _WideBasic(nn.Module):
+    """Pre-activation wide block (Zagoruyko & Komodakis 2016): BN-ReLU-conv3x3, dropout,
+    BN-ReLU-conv3x3, with a 1x1 projection when shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int, dropout: float):
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut = None if (cin == cout and stride == 1) else nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.relu(self.bn1(x))
+        h = self.conv2(self.relu(self.bn2(self.dropout(self.conv1(pre)))))
+        return h + (x if self.shortcut is None else self.shortcut(pre))
+
+
+class WideResNet(nn.Module):
+    """WRN-depth-widen for 32x32 inputs: conv(16) -> 3 groups of (depth-4)/6 wide blocks with
+    16k, 32k, 64k channels (strides 1, 2, 2) -> BN-ReLU -> global pool -> linear.
+    Input [B, C, H, W], logits [B, num_classes]."""
+
+    def __init__(self, depth: int, widen: int, num_classes: int, in_channels: int = 3, dropout: float = 0.0):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError("WideResNet depth must be 6n + 4")
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)]
+        cin = widths[0]
+        for group, stride in zip(widths[1:], (1, 2, 2)):
+            for i in range(n):
+                layers.append(_WideBasic(cin, group, stride if i == 0 else 1, dropout))
+                cin = group
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+@register_model("wide_resnet28_10")
+def wide_resnet28_10(*, num_classes: int, in_channels: int, dropout: float | None = None,
+                     pretrained: bool = False, weights: str | None = None) -> nn.Module:
+    """WRN-28-10, dropout between the convolutions (default 0.0; the WRN paper also used 0.3)."""
+    if pretrained and weights is None:
+        raise NlfsError("wide_resnet28_10 has no published ImageNet weights; give model.weights")
+    model = WideResNet(28, 10, num_classes, in_channels, 0.0 if dropout is None else dropout)
+    if pretrained:
+        _load_matching(model, _state_dict_from(weights, ""))
+    return model

@@ -1,0 +1,285 @@
+"""Evaluation profiles: declarative YAML naming a dataset, model, augmentation, optimiser,
+schedule, epochs, accuracy floors and seed (METHOD.md 4-6). Loaded by name or path, overridable.
+
+A profile file may start with `base: OTHER` to inherit another profile and change a few fields.
+`Profile.hash` covers what changes the science (not the name, seed or runtime knobs), so results
+of different profiles never mix while a replicate with another seed or thread count still does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nlfs.errors import NlfsError
+
+PROFILE_FORMAT = "nlfs.profile/v1"
+# Fields outside the hash: labels, the replicate seed (recorded in every result anyway), and
+# how/where the run executes.
+_UNHASHED = ("name", "description", "seed", "runtime")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Strict):
+    name: str  # a registered dataset: digits, cifar10, cifar100, svhn, flowers102, stanford_cars, caltech101, fake
+    val: Literal["holdout", "test"] = "holdout"  # holdout: carve val_size examples out of the training split
+    val_size: int | None = None  # holdout size; None = the dataset's default (CIFAR: 5000, METHOD.md 4)
+    split_seed: int = 0  # fixes the holdout split for every evaluation of every loss
+    image_size: int | None = None  # size images are stored at (datasets of varied sizes); None = native
+    train_limit: int | None = None  # cap on training examples (tests, benches)
+    source: str | None = None  # store URI holding staged datasets; None = $NLFS_DATA, else local files only
+    root: str | None = None  # local directory of the files; None = the cache under $NLFS_CACHE
+
+
+class ModelSpec(_Strict):
+    name: str  # a registered model
+    dropout: float | None = None  # None = the model's own default
+    pretrained: bool = False  # start from ImageNet weights (fine-tuning)
+    weights: str | None = None  # where pretrained weights come from: a store URI of a state dict, or None = torchvision's URL
+
+
+class AugmentSpec(_Strict):
+    name: str = "none"  # a registered augmentation: none, cutout, mixup, cutmix, autoaugment, randaugment
+    magnitude: float | None = None  # randaugment magnitude (torchvision's scale, bins 0..30)
+    num_ops: int = 2  # randaugment: operations per image
+    alpha: float = 1.0  # mixup / cutmix: Beta(alpha, alpha) mixing coefficient
+    cutout_size: int = 16  # cutout: side of the erased square, pixels
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+
+
+class ScheduleSpec(_Strict):
+    name: Literal["constant", "warmup_cosine"] = "constant"
+    warmup_steps: int = 0  # linear warm-up from 0 to the peak lr, then cosine to 0
+    total_steps: int | None = None  # length the schedule is defined over; None = the run's steps
+
+
+class FloorSpec(_Strict):
+    """An accuracy floor: missing it ends the evaluation with status `rejected` (METHOD.md 3-5)."""
+
+    metric: Literal["train_accuracy", "val_accuracy"] = "train_accuracy"
+    min: float
+    from_epoch: int = 1  # 1-based: the first epoch the floor applies to
+    when: Literal["each_epoch", "end"] = "each_epoch"
+    # each_epoch: stop at the first epoch >= from_epoch whose metric is below `min` (early stop);
+    # end: after training, reject when the best metric over epochs >= from_epoch is below `min`.
+
+
+class StageSpec(_Strict):
+    """One stage of progressive resizing (METHOD.md 5): image size, dropout, RandAugment magnitude."""
+
+    epochs: int = Field(gt=0)
+    image_size: int | None = None
+    dropout: float | None = None
+    magnitude: float | None = None
+
+
+class RuntimeSpec(_Strict):
+    """How the run executes; outside the profile hash."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None  # torch intra-op threads; None = torch's default
+    compile: bool = False  # torch.compile the model (CUDA)
+    channels_last: bool | None = None  # None = on for CUDA
+    amp: Literal["auto", "bf16", "off"] = "auto"  # auto = bf16 autocast on CUDA
+    time_limit_s: float | None = None  # wall clock; past it the evaluation ends with status timeout
+    eval_batch_size: int = 1024
+    nan_check_every: int = 25  # steps between NaN/Inf checks (each check syncs a GPU)
+
+
+class Profile(_Strict):
+    format: Literal["nlfs.profile/v1"] = PROFILE_FORMAT
+    name: str = "custom"
+    description: str = ""
+    dataset: DatasetSpec
+    model: ModelSpec
+    augment: AugmentSpec = AugmentSpec()
+    optimizer: OptimizerSpec = OptimizerSpec()
+    schedule: ScheduleSpec = ScheduleSpec()
+    batch_size: int = Field(gt=0)
+    epochs: int | None = None  # total epochs; with `stages`, their sum
+    steps_per_epoch: int | None = None  # None = one pass over the training split
+    image_size: int | None = None  # resize batches to this on the device (e.g. 32 -> 80, METHOD.md 4)
+    stages: list[StageSpec] = []  # progressive resizing; empty = one stage of `epochs`
+    floors: list[FloorSpec] = []
+    seed: int = 0
+    runtime: RuntimeSpec = RuntimeSpec()
+
+    @model_validator(mode="after")
+    def _epochs_consistent(self) -> "Profile":
+        if self.stages:
+            total = sum(s.epochs for s in self.stages)
+            if self.epochs is not None and self.epochs != total:
+                raise ValueError(f"epochs ({self.epochs}) must equal the sum of stage epochs ({total})")
+            object.__setattr__(self, "epochs", total)
+        elif self.epochs is None or self.epochs <= 0:
+            raise ValueError("epochs must be a positive integer (or give stages)")
+        return self
+
+    def stage_plan(self) -> list[StageSpec]:
+        """The stages to run in order; a profile without stages is one stage."""
+        if self.stages:
+            return list(self.stages)
+        return [StageSpec(epochs=self.epochs, image_size=self.image_size, dropout=self.model.dropout,
+                          magnitude=self.augment.magnitude)]
+
+    @property
+    def hash(self) -> str:
+        """16 hex digits over the canonical content that changes results. Fields at their default
+        are left out, so adding a field with a default later keeps existing hashes."""
+        content = self.model_dump(mode="json", exclude=set(_UNHASHED), exclude_defaults=True)
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped in nlfs/train/profiles/*.yaml."""
+    folder = resources.files("nlfs.train").joinpath("profiles")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, source: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise NlfsError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise NlfsError(f"{source}: a profile must be a YAML mapping")
+    return data
+
+
+def _is_path(name_or_path: str) -> bool:
+    return name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path or Path(name_or_path).is_file()
+
+
+def _raw_profile(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
+    """The profile's mapping with `base:` inheritance resolved (deep merge)."""
+    if name_or_path in seen:
+        raise NlfsError(f"profile {name_or_path!r}: circular base ({' -> '.join(seen + (name_or_path,))})")
+    if _is_path(name_or_path):
+        path = Path(name_or_path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise NlfsError(f"profile {name_or_path}: cannot read ({err.strerror})") from None
+        data = _read_yaml(text, name_or_path)
+        data.setdefault("name", path.stem)
+    else:
+        ref = resources.files("nlfs.train").joinpath("profiles") / f"{name_or_path}.yaml"
+        if not ref.is_file():
+            raise NlfsError(f"unknown profile {name_or_path!r} (built in: {', '.join(builtin_profiles())}; or give a .yaml path)")
+        data = _read_yaml(ref.read_text(), f"profile {name_or_path}")
+        data.setdefault("name", name_or_path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    merged = _deep_merge(_raw_profile(str(base), seen + (name_or_path,)), data)
+    merged["name"] = data["name"]
+    merged.setdefault("description", "")
+    return merged
+
+
+def _deep_merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, str]:
+    """`["a.b=1", ...]` (the CLI's `--set`) -> `{"a.b": "1"}`."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise NlfsError(f"--set {item!r}: expected key=value")
+        out[key.strip()] = value
+    return out
+
+
+def _apply_override(data: dict, key: str, raw: str) -> None:
+    """Set dotted `key` (e.g. `optimizer.lr`, `floors.0.min`) in the fully-populated dump `data`."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw  # not YAML: take the text as a string
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, dict):
+            if part not in node:
+                raise NlfsError(f"unknown profile key {key!r}")
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+        elif isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise NlfsError(f"unknown profile key {key!r} (no list index {part})")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        else:
+            raise NlfsError(f"unknown profile key {key!r}")
+
+
+def _validate(data: dict, source: str) -> Profile:
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "profile"
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise NlfsError(f"{source}: {where}: {msg}") from None
+
+
+def load_profile(name_or_path: str, overrides: dict[str, str] | None = None) -> Profile:
+    """A built-in profile by name (`tiny`, `surrogate`, ...) or a YAML file, with `key=value`
+    overrides applied field by field (values are YAML scalars; nested keys use dots)."""
+    profile = _validate(_raw_profile(name_or_path), f"profile {name_or_path}")
+    if not overrides:
+        return profile
+    data = profile.model_dump(mode="json")
+    for key, raw in overrides.items():
+        _apply_override(data, key, raw)
+    if data["stages"] and "epochs" not in overrides:
+        data["epochs"] = None  # derived from the stages again, which an override may have changed
+    return _validate(data, f"profile {name_or_path} with --set")
+
+
+def profile_from_dict(data: dict, source: str = "profile") -> Profile:
+    """A profile given inline as a mapping (e.g. embedded in a run's config); `base:` allowed."""
+    data = dict(data)
+    base = data.pop("base", None)
+    if base is not None:
+        merged = _deep_merge(_raw_profile(str(base)), data)
+        merged["name"] = data.get("name", f"{base}+")
+        data = merged
+    return _validate(data, source)
