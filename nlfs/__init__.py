@@ -2,6 +2,7 @@
 
 Public API:
     nlfs.load_loss(name_or_path) -> torch.nn.Module   # drop-in for nn.CrossEntropyLoss
+    nlfs.open_run(uri) -> nlfs.runs.Run               # read a run: .summary(), .state(), .results()
     nlfs.genome.Genome, nlfs.genome.check, nlfs.genome.random_genome, nlfs.genome.mutate
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_loss"]
+__all__ = ["__version__", "load_loss", "open_run"]
 
 
 def load_loss(name_or_path: str):
@@ -21,3 +22,12 @@ def load_loss(name_or_path: str):
     from nlfs.losses import load_loss as _load
 
     return _load(name_or_path)
+
+
+def open_run(uri: str):
+    """The run at `uri` (a directory, `file://path` or `s3://bucket/prefix`), for reading:
+    `.summary(top)`, `.state()`, `.config`, `.genome(id)`, `.results(stage)`, `.elimination()`,
+    `.transfer_table()` (docs/results.md)."""
+    from nlfs.runs import open_run as _open
+
+    return _open(uri)

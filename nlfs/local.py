@@ -53,12 +53,27 @@ def _stage_profile(run: Run, stage: str):
     return _PROFILES[stage]
 
 
-def evaluate_one(run_uri: str, stage: str, genome_id: str) -> tuple[str, str | None, float | None]:
-    """Evaluate one genome of the run into results/<stage>/; returns (id, status, fitness)."""
+def _named_profile(name: str, overrides: dict[str, str] | None):
+    from nlfs.train.profiles import load_profile
+
+    key = (name, tuple(sorted((overrides or {}).items())))
+    if key not in _PROFILES:
+        _PROFILES[key] = load_profile(name, dict(overrides or {}))
+    return _PROFILES[key]
+
+
+def evaluate_one(run_uri: str, stage: str, genome_id: str, profile: str | None = None,
+                 overrides: dict[str, str] | None = None) -> tuple[str, str | None, float | None]:
+    """Evaluate one genome of the run into results/<stage>/; returns (id, status, fitness).
+
+    The profile is the one the run's config gives the stage, or `profile` (a name or YAML
+    path) with `overrides` for stages outside the config (elimination and transfer).
+    """
     from nlfs.evaluate import evaluate_in_run
 
     run = open_run(run_uri)
-    records = evaluate_in_run(run.store, stage, [genome_id], _stage_profile(run, stage))
+    chosen = _stage_profile(run, stage) if profile is None else _named_profile(profile, overrides)
+    records = evaluate_in_run(run.store, stage, [genome_id], chosen)
     if records:
         return genome_id, records[0].status, records[0].fitness
     existing = run.result(stage, genome_id)

@@ -20,6 +20,7 @@ VERB_MODULES = (
     "nlfs.cli.run_cmds",
     "nlfs.cli.eval_cmds",
     "nlfs.cli.workflow_cmds",
+    "nlfs.cli.results_cmds",
 )
 
 

@@ -17,16 +17,20 @@ __all__ = [
     "baseline_key",
     "batches_prefix",
     "config_key",
+    "elimination_key",
     "fec_key",
     "genome_id_from_key",
     "genome_key",
     "genomes_prefix",
+    "protocol_key",
+    "protocol_state_key",
     "report_key",
     "report_prefix",
     "result_id_from_key",
     "result_key",
     "results_prefix",
     "state_key",
+    "transfer_table_key",
     "validate_id",
     "validate_stage",
 ]
@@ -129,3 +133,27 @@ def fec_key(fingerprint: str) -> str:
 def baseline_key(stage: str, name: str) -> str:
     """A reference loss (e.g. cross_entropy) evaluated on a stage's profile, kept apart from results."""
     return validate_key(f"baselines/{validate_stage(stage)}/{validate_stage(name.replace('_', '-'))}.json")
+
+
+# ---- elimination and transfer (nlfs/transfer/): the protocol after a search -------------------
+
+def protocol_key() -> str:
+    """The elimination/transfer protocol (`nlfs.protocol/v1`, YAML), stored once per run."""
+    return "protocol.yaml"
+
+
+def protocol_state_key() -> str:
+    """The protocol's state machine (`nlfs.protocol-state/v1`); compare-and-swap only."""
+    return "protocol/state.json"
+
+
+def elimination_key(phase: int) -> str:
+    """The ranking of elimination phase `phase` (1-based), create-only."""
+    if isinstance(phase, bool) or not isinstance(phase, int) or not 1 <= phase <= 99:
+        raise NlfsError(f"invalid elimination phase {phase!r}: expected an integer in [1, 99]")
+    return f"elimination/phase-{phase}.json"
+
+
+def transfer_table_key() -> str:
+    """The aggregated transfer table with surrogate fidelity (`nlfs.transfer-table/v1`), create-only."""
+    return "transfer/table.json"

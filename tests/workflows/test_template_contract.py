@@ -203,7 +203,45 @@ def test_real_cli_plans_transfer_rounds_as_the_template_says(templates, tmp_path
                                text=True).stdout
     if "--plan" not in help_text:
         pytest.skip("`nlfs transfer --plan` (the planner nlfs-transfer runs) is not available yet")
-    pytest.skip("needs a finished search run; covered once `nlfs transfer --plan` lands (issue 6)")
+    # A finished search written directly (tests/transfer/runkit.py: no search training), a tiny
+    # protocol stored in it (the template takes none), then the real planner and real evaluate pods.
+    sys.path.insert(0, str(Path(__file__).parent.parent / "transfer"))
+    from runkit import synthetic_search, tiny_protocol
+
+    from nlfs.runs import open_run
+    from nlfs.transfer.plan import ensure_protocol
+
+    run = tmp_path / "run"
+    synthetic_search(open_run(str(run)), evaluations=6, top=2)
+    ensure_protocol(open_run(str(run)), tiny_protocol(**{
+        "elimination.candidates": "2", "elimination.phases": "[{profile: tiny, set: {epochs: 1}, survivors: 1}]",
+        "elimination.references": "[]", "transfer.seeds": "[0]"}))
+    sim = _sim(templates, tmp_path, VENV_BIN)
+    args = {"run": str(run), "parallelism": "2", "genomes-per-pod": "2", "rounds-per-workflow": "2"}
+    try:
+        first = sim.run("nlfs-transfer", args)
+        (continuation,) = first.created  # 2 rounds (phase 1, then 2 of the 3 grid units): not done
+        assert schema_errors(continuation) == []
+        carried = {p["name"]: p["value"] for p in continuation["spec"]["arguments"]["parameters"]}
+        second = sim.run("nlfs-transfer", carried, entrypoint=continuation["spec"]["entrypoint"])
+    except SimError as err:
+        pytest.fail(f"the real CLI broke the template contract: {err}")
+    plans = first.ran("plan") + second.ran("plan")
+    for execution in plans:
+        items = _assert_items_contract(execution.outputs["outputs.parameters.items"], 2, 2)
+        assert json.loads(execution.stdout) == items, "stdout must be exactly the items list"
+        assert execution.outputs["outputs.parameters.done"] in ("true", "false")
+        for item in items:
+            assert item["profile"] == "tiny" and "epochs=1" in item["set"]
+    assert [p.outputs["outputs.parameters.done"] for p in plans] == ["false", "false", "false", "true", "true"]
+    assert second.created == []  # the last round, then finalize: no further continuation
+    pods = first.ran("evaluate-item") + second.ran("evaluate-item")
+    assert len(pods) == 3  # phase 1 (2 genomes in one pod), then the grid's 3 units as 2 + 1
+    table = open_run(str(run)).transfer_table()
+    assert table is not None and [loss.name for loss in table.losses][-2:] == ["cross_entropy", "baikal"]
+    assert all(e.n + e.failures == 1 for e in table.entries)
+    _assert_no_credentials(first)
+    _assert_no_credentials(second)
 
 
 def test_pods_see_no_credential_outside_the_secret_env(templates, tmp_path, fake_bin):

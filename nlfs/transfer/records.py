@@ -1,0 +1,168 @@
+"""The files the protocol keeps in a run: its state, each phase's ranking, the transfer table.
+
+`protocol/state.json` (`nlfs.protocol-state/v1`) moves by compare-and-swap; it holds only the
+current round, so a planner call costs the same in phase 4 as in phase 1. Rankings
+(`elimination/phase-<k>.json`) and the table (`transfer/table.json`) are written create-only,
+and are deterministic functions of the state, so two planners racing write the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nlfs.result import USABLE_STATUSES
+
+STATE_FORMAT = "nlfs.protocol-state/v1"
+RANKING_FORMAT = "nlfs.elimination-phase/v1"
+TABLE_FORMAT = "nlfs.transfer-table/v1"
+
+Step = Literal["eliminate", "transfer", "done"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Entrant(_Model):
+    """A genome of the protocol: a search candidate (with its surrogate fitness) or a named loss."""
+
+    id: str
+    surrogate: float | None = None  # the search's main-stage fitness; None for named losses
+    name: str | None = None  # registry name of a reference or baseline loss (cross_entropy, ...)
+
+
+class Unit(_Model):
+    """One evaluation of the current round, folded in once its result exists."""
+
+    stage: str
+    genome: str
+    profile: str
+    set: dict[str, str] = Field(default_factory=dict)
+    status: str | None = None  # None: not evaluated yet
+    fitness: float | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.status is None
+
+    @property
+    def usable(self) -> bool:
+        return self.status in USABLE_STATUSES and self.fitness is not None
+
+
+class ProtocolState(_Model):
+    format: Literal["nlfs.protocol-state/v1"] = STATE_FORMAT
+    protocol_hash: str
+    step: Step = "eliminate"
+    phase: int = 0  # the elimination phase running (1-based); 0 when none runs
+    round: int = 0  # counts rounds; the work items' "batch"
+    candidates: list[Entrant] = Field(default_factory=list)  # the search's best, best first, frozen
+    named: list[Entrant] = Field(default_factory=list)  # references and baselines, with their ids
+    entrants: list[str] = Field(default_factory=list)  # ids competing in this phase, best first
+    finalists: list[str] = Field(default_factory=list)  # survivors of the last phase
+    units: list[Unit] = Field(default_factory=list)  # the current round
+
+    @property
+    def done(self) -> bool:
+        return self.step == "done"
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+
+class CorrelationRecord(_Model):
+    value: float | None
+    low: float | None  # bootstrap confidence interval
+    high: float | None
+
+
+class Fidelity(_Model):
+    """Rank agreement of surrogate fitness with a large model's accuracy over n genomes."""
+
+    against: str  # what the surrogate is compared with, e.g. "elimination phase 1" or a cell name
+    stage: str
+    n: int
+    spearman: CorrelationRecord
+    kendall: CorrelationRecord
+    method: str  # how the interval was computed, in words
+
+
+class Ranked(_Model):
+    rank: int  # 1-based; losses that failed the phase come last
+    id: str
+    status: str | None
+    fitness: float | None
+    surrogate: float | None
+    survived: bool
+
+
+class Reference(_Model):
+    name: str
+    id: str
+    status: str | None
+    fitness: float | None
+
+
+class PhaseRanking(_Model):
+    format: Literal["nlfs.elimination-phase/v1"] = RANKING_FORMAT
+    phase: int
+    stage: str
+    profile: str
+    set: dict[str, str] = Field(default_factory=dict)
+    survivors: int  # how many were to survive; fewer when fewer trained usably
+    ranking: list[Ranked]
+    references: list[Reference] = Field(default_factory=list)
+    fidelity: Fidelity | None = None
+
+
+class CellRecord(_Model):
+    id: str
+    name: str
+    labels: dict[str, str]
+    profile: str
+    set: dict[str, str]
+    stages: list[str]  # one per seed
+
+
+class LossRecord(_Model):
+    id: str
+    name: str | None  # the baseline's name (also for a searched loss that is one); else None
+    text: str  # the loss as one line (nlfs.genome.describe)
+    surrogate: float | None = None
+
+
+class Entry(_Model):
+    """One loss in one cell: accuracy over seeds and the test against the reference baseline."""
+
+    cell: str  # cell id
+    loss: str  # genome id
+    values: list[float]  # fitness (max validation/test accuracy) of each usable run
+    failures: int  # runs without a usable result (rejected, failed)
+    statuses: dict[str, int] = Field(default_factory=dict)  # status -> runs
+    mean: float | None
+    std: float | None
+    n: int
+    p_value: float | None  # None for the reference itself and where the test is undefined
+    verdict: Literal["win", "tie", "loss", "reference"]
+
+
+class Tally(_Model):
+    loss: str
+    wins: int
+    ties: int
+    losses: int
+
+
+class TransferTable(_Model):
+    format: Literal["nlfs.transfer-table/v1"] = TABLE_FORMAT
+    test: str  # the significance test, in words
+    alpha: float
+    reference: str  # genome id of the reference baseline
+    seeds: list[int]
+    cells: list[CellRecord]
+    losses: list[LossRecord]
+    entries: list[Entry]
+    tallies: list[Tally]  # wins/ties/losses of each loss against the reference, over cells
+    fidelity: list[Fidelity] = Field(default_factory=list)
