@@ -118,57 +118,62 @@ class Genome:
 
     # ---- structure --------------------------------------------------------------------
     def with_sign(self, sign: int) -> "Genome":
-        return replace(self, sign=sign)
+        other = replace(self, sign=sign)
+        for name in ("active", "order", "active_leaves"):  # cached, and independent of the sign
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        return other
 
     @cached_property
     def active(self) -> tuple[int, ...]:
         """Indices of nodes reachable from the output, in index order."""
-        seen: set[int] = set()
+        nodes = self.nodes
+        seen = {self.output}
         stack = [self.output]
         while stack:
-            i = stack.pop()
-            if i in seen:
-                continue
-            seen.add(i)
-            stack.extend(x for x in self.nodes[i].inputs if isinstance(x, int))
+            for x in nodes[stack.pop()].inputs:
+                if type(x) is int and x not in seen:
+                    seen.add(x)
+                    stack.append(x)
         return tuple(sorted(seen))
 
     @cached_property
     def order(self) -> tuple[int, ...] | None:
         """Active nodes in evaluation order (inputs first), or None if the active part has a cycle."""
-        state: dict[int, int] = {}  # 1 visiting, 2 done
+        nodes = self.nodes
+        state = [0] * len(nodes)  # 0 unseen, 1 on the current path, 2 done
         order: list[int] = []
-        stack: list[tuple[int, int]] = [(self.output, 0)]
+        stack = [self.output]
         while stack:
-            i, k = stack.pop()
-            if k == 0:
-                if state.get(i) == 2:
-                    continue
-                if state.get(i) == 1:
-                    return None
+            i = stack[-1]
+            if state[i] == 0:
                 state[i] = 1
-            ins = [x for x in self.nodes[i].inputs if isinstance(x, int)]
-            if k < len(ins):
-                stack.append((i, k + 1))
-                j = ins[k]
-                if state.get(j) == 1:
-                    return None
-                if state.get(j) != 2:
-                    stack.append((j, 0))
+                for x in reversed(nodes[i].inputs):  # reversed: the first input runs first
+                    if type(x) is int:
+                        if state[x] == 1:
+                            return None  # an input on the current path: a cycle
+                        if state[x] == 0:
+                            stack.append(x)
             else:
-                state[i] = 2
-                order.append(i)
+                stack.pop()
+                if state[i] == 1:  # all inputs done (a repeated entry finds it done already)
+                    state[i] = 2
+                    order.append(i)
         return tuple(order)
 
     @cached_property
     def active_leaves(self) -> frozenset[str]:
-        return frozenset(x for i in self.active for x in self.nodes[i].inputs if isinstance(x, str))
+        nodes = self.nodes
+        return frozenset(x for i in self.active for x in nodes[i].inputs if type(x) is str)
 
     def structural_problem(self) -> str | None:
         """None if the active graph is usable, else the integrity reason: 'cycle' or 'missing_leaf'."""
-        if self.order is None:
+        order = self.order
+        if order is None:
             return "cycle"
-        if not {"y", "p"} <= self.active_leaves:
+        nodes = self.nodes  # acyclic: the order holds exactly the active nodes
+        leaves = {x for i in order for x in nodes[i].inputs if type(x) is str}
+        if "y" not in leaves or "p" not in leaves:
             return "missing_leaf"
         return None
 
@@ -188,49 +193,62 @@ class Genome:
         """The active subgraph, renumbered in a canonical order, with commutative operands sorted.
 
         Two genomes that spell the same graph (other node order, unreachable extra nodes,
-        swapped operands of add/mul/max/min) have equal canonical forms and so equal ids.
+        swapped operands of add/mul/max/min, a subexpression written twice) have equal
+        canonical forms and so equal ids.
         """
         order = self.order
         if order is None:  # a cyclic graph has no canonical form; hash it as written
             return self
+        nodes = self.nodes
+        # A subtree's key digests its operator and its operands' keys: canonical, and of fixed
+        # size where the written-out expression could double with every level of sharing.
         keys: dict[int, str] = {}
+        operands: dict[int, tuple[Input, ...]] = {}  # inputs in canonical order
         for i in order:
-            node = self.nodes[i]
-            args = [x if isinstance(x, str) else keys[x] for x in node.inputs]
-            if OPS[node.op].commutative:
-                args.sort()
-            keys[i] = f"{node.op}({','.join(args)})"
-        # Renumber by a deterministic post-order walk that visits operands in canonical order.
+            node = nodes[i]
+            ins = node.inputs
+            args = [x if type(x) is str else keys[x] for x in ins]
+            if OPS[node.op].commutative and args[1] < args[0]:
+                args.reverse()
+                ins = ins[::-1]
+            operands[i] = ins
+            keys[i] = hashlib.sha256(f"{node.op}({','.join(args)})".encode()).hexdigest()
+        # Renumber by a post-order walk from the output that visits operands in canonical
+        # order; equal subtrees get one node.
         new_index: dict[str, int] = {}
         new_nodes: list[Node] = []
-
-        def visit(i: int) -> int:
-            key = keys[i]
-            if key in new_index:
-                return new_index[key]
-            node = self.nodes[i]
-            ins = list(node.inputs)
-            if OPS[node.op].commutative:
-                ins.sort(key=lambda x: x if isinstance(x, str) else keys[x])
-            mapped = tuple(x if isinstance(x, str) else visit(x) for x in ins)
-            new_index[key] = len(new_nodes)
-            new_nodes.append(Node(node.op, mapped))
-            return new_index[key]
-
-        out = visit(self.output)
-        return Genome(tuple(new_nodes), out, self.sign, self.label_smoothing)
+        stack = [(self.output, False)]
+        while stack:
+            i, ready = stack.pop()
+            if keys[i] in new_index:
+                continue
+            if ready:
+                new_index[keys[i]] = len(new_nodes)
+                mapped = tuple(x if type(x) is str else new_index[keys[x]] for x in operands[i])
+                new_nodes.append(Node(nodes[i].op, mapped))
+            else:
+                stack.append((i, True))
+                stack.extend((x, False) for x in reversed(operands[i]) if type(x) is int)
+        return Genome(tuple(new_nodes), new_index[keys[self.output]], self.sign, self.label_smoothing)
 
     @cached_property
     def id(self) -> str:
         """16 hex digits of the SHA-256 of the canonical active subgraph's JSON."""
         c = self.canonical
-        payload = json.dumps({"nodes": [n.to_dict() for n in c.nodes], "output": c.output,
-                              "sign": c.sign, "label_smoothing": c.label_smoothing},
-                             separators=(",", ":"), sort_keys=True)
+        # Written out by hand, byte for byte what json.dumps(..., separators=(",", ":"),
+        # sort_keys=True) writes for these plain names and numbers, in a third of the time.
+        nodes = ",".join([_node_json(n) for n in c.nodes])
+        payload = (f'{{"label_smoothing":{c.label_smoothing!r},"nodes":[{nodes}],'
+                   f'"output":{c.output},"sign":{c.sign}}}')
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def __hash__(self) -> int:
         return hash((self.nodes, self.output, self.sign, self.label_smoothing))
+
+
+def _node_json(node: Node) -> str:
+    ins = ",".join([f'"{x}"' if type(x) is str else str(x) for x in node.inputs])
+    return f'{{"in":[{ins}],"op":"{node.op}"}}'
 
 
 def _parse_node(raw: Any, i: int, count: int, source: str) -> Node:

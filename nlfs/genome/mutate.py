@@ -31,9 +31,10 @@ def _choices(index: int, size: int = HIDDEN + 1, root: int = ROOT) -> list[Input
     return list(LEAVES) + [j for j in hidden if j != index]
 
 
-def _pick(rng: np.random.Generator, items: list, exclude: tuple = ()) -> Input:
+def _pick(rng: np.random.Generator, items: list, exclude: tuple = ()) -> Input | None:
+    """A uniform draw from `items` other than `exclude`; None if nothing is left."""
     pool = [x for x in items if not any(x == e and type(x) is type(e) for e in exclude)]
-    return pool[int(rng.integers(len(pool)))]
+    return pool[int(rng.integers(len(pool)))] if pool else None
 
 
 def _random_node(rng: np.random.Generator, index: int) -> Node:
@@ -62,26 +63,42 @@ def mutate(genome: Genome, rng: np.random.Generator) -> Genome:
     node = genome.nodes[index]
     options = _choices(index, len(genome.nodes), genome.output)
     r = rng.random()
-    if r < P_CHANGE_OP:
+    new = None
+    if r >= P_CHANGE_OP + P_REWIRE:
+        new = _toggle(node, options, rng)
+    elif r >= P_CHANGE_OP:
+        new = _rewire(node, options, rng)
+    if new is None:  # the operator change, also where a small graph has no other input to draw
         ops = UNARY_OPS if len(node.inputs) == 1 else BINARY_OPS
         new = Node(str(_pick(rng, list(ops), (node.op,))), node.inputs)
-    elif r < P_CHANGE_OP + P_REWIRE:
-        if len(node.inputs) == 1:
-            new = Node(node.op, (_pick(rng, options, node.inputs),))
-        elif rng.random() < P_SWAP_OPERANDS:
-            new = Node(node.op, node.inputs[::-1])
-        else:
-            k = int(rng.integers(2))
-            ins = list(node.inputs)
-            ins[k] = _pick(rng, options, tuple(ins))
-            new = Node(node.op, tuple(ins))
-    elif len(node.inputs) == 1:
-        extra = _pick(rng, options, node.inputs)
-        ins = (extra, node.inputs[0]) if rng.random() < 0.5 else (node.inputs[0], extra)
-        new = Node(str(rng.choice(BINARY_OPS)), ins)
-    else:
-        keep = node.inputs[int(rng.integers(2))]
-        new = Node(str(rng.choice(UNARY_OPS)), (keep,))
     nodes = list(genome.nodes)
     nodes[index] = new
     return replace(genome, nodes=tuple(nodes), sign=1, name=None)
+
+
+def _rewire(node: Node, options: list, rng: np.random.Generator) -> Node | None:
+    """Unary: a new input. Binary: swap operands (p=0.2), else redraw the first or second."""
+    if len(node.inputs) == 1:
+        x = _pick(rng, options, node.inputs)
+        return None if x is None else Node(node.op, (x,))
+    if rng.random() < P_SWAP_OPERANDS:
+        return Node(node.op, node.inputs[::-1])
+    k = int(rng.integers(2))
+    x = _pick(rng, options, node.inputs)
+    if x is None:
+        return None
+    ins = list(node.inputs)
+    ins[k] = x
+    return Node(node.op, tuple(ins))
+
+
+def _toggle(node: Node, options: list, rng: np.random.Generator) -> Node | None:
+    """Unary -> binary with a new first or second operand; binary -> unary keeping one."""
+    if len(node.inputs) == 2:
+        keep = node.inputs[int(rng.integers(2))]
+        return Node(str(rng.choice(UNARY_OPS)), (keep,))
+    extra = _pick(rng, options, node.inputs)
+    if extra is None:
+        return None
+    ins = (extra, node.inputs[0]) if rng.random() < 0.5 else (node.inputs[0], extra)
+    return Node(str(rng.choice(BINARY_OPS)), ins)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from nlfs.errors import NlfsError
-from nlfs.genome.compile import compile_genome
 from nlfs.genome.graph import Genome
+
+if TYPE_CHECKING:  # torch is imported when a loss is loaded, not to look one up
+    from torch import nn
 
 _HERE = Path(__file__).parent
 _FACTORIES: dict[str, Callable[[], nn.Module]] = {}
@@ -70,6 +70,8 @@ def get_genome(name_or_path: str) -> Genome:
 
 def load_loss(name_or_path: str) -> nn.Module:
     """A loss module by registry name or genome file path (see `nlfs.load_loss`)."""
+    from nlfs.genome.compile import compile_genome
+
     if not is_file_reference(name_or_path) and name_or_path in _FACTORIES:
         return _FACTORIES[name_or_path]()
     return compile_genome(get_genome(name_or_path))
