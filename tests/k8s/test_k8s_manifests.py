@@ -35,7 +35,7 @@ def _tool(name: str) -> str:
         return str(path)
     found = shutil.which(name)
     if not found:
-        pytest.skip(f"{name} is not installed (pip install -e '.[dev]')")
+        pytest.fail(f"{name} is not installed: `make test` installs it (pip install -e '.[dev]')")
     return found
 
 
