@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nlfs.errors import NlfsError
+from nlfs.formats import first_error
 
 RESULT_FORMAT = "nlfs.result/v1"
 
@@ -68,6 +69,4 @@ class ResultRecord(BaseModel):
         try:
             return cls.model_validate_json(data)
         except ValidationError as err:
-            first = err.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "record"
-            raise NlfsError(f"{source}: invalid result record: {where}: {first['msg']}") from None
+            raise NlfsError(f"{source}: invalid result record: {first_error(err, 'record')}") from None

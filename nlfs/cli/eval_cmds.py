@@ -55,7 +55,8 @@ def _summary(record) -> str:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from nlfs.errors import NlfsError
-    from nlfs.train.profiles import load_profile, parse_overrides
+    from nlfs.formats import parse_overrides
+    from nlfs.train.profiles import load_profile
 
     overrides = parse_overrides(args.overrides)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nlfs.cli.common import positive_int
 from nlfs.errors import NlfsError
 
 
@@ -37,18 +38,8 @@ def register(subparsers) -> None:
                     "check with no duplicates among them; print each, with the sign the check "
                     "chose, as one JSON line. The same seed gives the same genomes.")
     rand.add_argument("--seed", type=int, required=True, help="random seed")
-    rand.add_argument("--count", type=_positive, default=1, help="how many genomes (default 1)")
+    rand.add_argument("--count", type=positive_int, default=1, help="how many genomes (default 1)")
     rand.set_defaults(func=cmd_random)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 # ---- check ---------------------------------------------------------------------------------

@@ -5,11 +5,10 @@ Parsing and dispatch only; the work is in nlfs.report, nlfs.transfer and nlfs.ex
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import os
 import sys
+
+from nlfs.cli.common import emit_work_items, pod_logging, positive_int
 
 RUN_HELP = "run URI: a directory, file://PATH or s3://BUCKET/PREFIX"
 
@@ -21,7 +20,7 @@ def register(subparsers) -> None:
                     "statuses) and the run's progress. Reads state.json and a few small files, never "
                     "a listing of results/, so it answers at once on a run of any size.")
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--top", type=_positive, default=10, metavar="K", help="how many losses (default: %(default)s)")
+    p.add_argument("--top", type=positive_int, default=10, metavar="K", help="how many losses (default: %(default)s)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="output format (default: %(default)s)")
     p.set_defaults(func=cmd_results)
@@ -33,7 +32,7 @@ def register(subparsers) -> None:
                     "probe curves of the top losses beside cross-entropy, operator frequency, and the "
                     "elimination rankings, transfer table and surrogate fidelity when present.")
     p.add_argument("run", help=RUN_HELP)
-    p.add_argument("--top", type=_positive, default=5, metavar="K",
+    p.add_argument("--top", type=positive_int, default=5, metavar="K",
                    help="losses drawn in the probe-curve figure (default: %(default)s)")
     p.add_argument("--output", metavar="DIR", default=None,
                    help="also copy the report's files into this local directory")
@@ -55,12 +54,12 @@ def register(subparsers) -> None:
                        help="protocol YAML (nlfs.protocol/v1); default: the run's stored one, else METHOD.md's")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override a protocol field, e.g. elimination.candidates=50 (repeatable)")
-        p.add_argument("--workers", type=_positive, default=None, metavar="N",
+        p.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="evaluation processes; with --plan: units handed out per call (default: "
                             "CPU count, at most 8; with --plan, all)")
         p.add_argument("--plan", action="store_true",
                        help="one planner call: fold finished results, print the next work items as JSON")
-        p.add_argument("--genomes-per-item", type=_positive, default=1, metavar="K",
+        p.add_argument("--genomes-per-item", type=positive_int, default=1, metavar="K",
                        help="with --plan: genomes per work item (default: 1)")
         p.add_argument("--output-dir", metavar="DIR",
                        help="with --plan: also write items.json and done (true/false) there")
@@ -78,16 +77,6 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("python", "latex"), default="python", help="(default: %(default)s)")
     p.add_argument("-o", "--output", metavar="FILE", default=None, help="write here instead of stdout")
     p.set_defaults(func=cmd_export)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def cmd_results(args) -> int:
@@ -113,7 +102,7 @@ def cmd_report(args) -> int:
 def cmd_protocol(args) -> int:
     from nlfs.errors import NlfsError
     from nlfs.runs import open_run
-    from nlfs.train.profiles import parse_overrides
+    from nlfs.formats import parse_overrides
     from nlfs.transfer.protocol import load_protocol
 
     overrides = parse_overrides(args.overrides)
@@ -140,22 +129,13 @@ def cmd_protocol(args) -> int:
 def _plan(args, run, protocol) -> int:
     from nlfs.transfer.plan import plan
 
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("nlfs").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    pod_logging(args.quiet)
     outcome = plan(run, protocol, until=args.until, workers=args.workers)
     items = outcome.items(run.uri, args.genomes_per_item)
     logging.getLogger("nlfs.transfer").info(
         "step %s, round %d: %d item(s), %d evaluation(s)%s", outcome.state.step, outcome.state.round,
         len(items), len(outcome.units), ", done" if outcome.done else "")
-    text = json.dumps(items)
-    if args.output_dir:
-        os.makedirs(args.output_dir, exist_ok=True)
-        with open(os.path.join(args.output_dir, "items.json"), "w") as fh:
-            fh.write(text)
-        with open(os.path.join(args.output_dir, "done"), "w") as fh:
-            fh.write("true" if outcome.done else "false")
-    print(text)
+    emit_work_items(items, outcome.done, args.output_dir)
     return 0
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
+
+from nlfs.cli.common import emit_work_items, pod_logging, positive_int
 
 
 def register(subparsers) -> None:
@@ -24,10 +25,10 @@ def register(subparsers) -> None:
                        description="Advance a run by at most one batch. Prints the work items still to "
                                    "evaluate as a JSON list on stdout (logs go to stderr).")
     s.add_argument("run", help="run URI")
-    s.add_argument("--workers", type=_positive, default=None, metavar="N",
+    s.add_argument("--workers", type=positive_int, default=None, metavar="N",
                    help="hand out at most N genomes this step (the rest of the batch comes at the "
                         "next step); bounds a generation's fan-out (default: the whole batch)")
-    s.add_argument("--genomes-per-item", type=_positive, default=1, metavar="K",
+    s.add_argument("--genomes-per-item", type=positive_int, default=1, metavar="K",
                    help="genomes per work item, to share one pod's start-up (default: 1)")
     s.add_argument("--output-dir", metavar="DIR",
                    help="also write items.json and done (true/false) there, for Argo output parameters")
@@ -40,30 +41,13 @@ def register(subparsers) -> None:
                    help="run URI (default: %(default)s); the same command again resumes it")
     p.add_argument("--config", default=None,
                    help="built-in config name or YAML file (default: the run's own, or 'default' for a new run)")
-    p.add_argument("--workers", type=_positive, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="evaluation processes (default: the CPU count, at most 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="evaluate cross-entropy on the main profile for comparison (default: on)")
     p.set_defaults(func=cmd_search)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _logging() -> None:
-    # Our own lines at INFO for pod logs; libraries (botocore) only when something is wrong.
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("nlfs").setLevel(logging.INFO)
 
 
 def cmd_init(args) -> int:
@@ -82,7 +66,7 @@ def cmd_step(args) -> int:
     from nlfs.evolution.controller import step
     from nlfs.runs import open_run
 
-    _logging()
+    pod_logging()
     run = open_run(args.run)
     outcome = step(run)
     items = outcome.items(run.uri, args.genomes_per_item, max_genomes=args.workers)
@@ -92,14 +76,7 @@ def cmd_step(args) -> int:
         outcome.state.phase, c.evaluations, c.children_done, run.config.budget,
         f"{outcome.state.best.fitness:.4f}" if outcome.state.best else "n/a", len(items),
         ", search done" if outcome.done else "")
-    text = json.dumps(items)
-    if args.output_dir:
-        os.makedirs(args.output_dir, exist_ok=True)
-        with open(os.path.join(args.output_dir, "items.json"), "w") as fh:
-            fh.write(text)
-        with open(os.path.join(args.output_dir, "done"), "w") as fh:
-            fh.write("true" if outcome.done else "false")
-    print(text)
+    emit_work_items(items, outcome.done, args.output_dir)
     return 0
 
 

@@ -6,15 +6,13 @@ children); `configs/default.yaml` scales them down for the embedded one-machine 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nlfs.errors import NlfsError
+from nlfs.formats import CanonicalModel, read_yaml_mapping, validate
 
 CONFIG_FORMAT = "nlfs.search/v1"
 _BUILTIN = Path(__file__).parent / "configs"
@@ -31,7 +29,7 @@ class StageProfile(BaseModel):
     overrides: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
-class SearchConfig(BaseModel):
+class SearchConfig(CanonicalModel):
     """Every knob of a search. Numbers without a METHOD.md source are marked 'our choice'."""
 
     model_config = ConfigDict(extra="forbid")
@@ -64,31 +62,11 @@ class SearchConfig(BaseModel):
         """Trainings a complete run performs at most: candidates, re-scoring, children."""
         return self.initial_candidates + self.population + self.budget
 
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
 def parse_config(text: str | bytes, source: str = "config") -> SearchConfig:
     """Validate YAML text; NlfsError names the first field at fault."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise NlfsError(f"{source}: not YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise NlfsError(f"{source}: a search config is a YAML mapping")
-    try:
-        return SearchConfig.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise NlfsError(f"{source}: {where}: {first['msg']}") from None
+    return validate(SearchConfig, read_yaml_mapping(text, source, "search config"), source, "config")
 
 
 def builtin_names() -> list[str]:

@@ -20,7 +20,6 @@ from nlfs.evolution.population import Outcome, advance, start
 from nlfs.evolution.state import Batch, Slot, State
 from nlfs.genome.graph import Genome
 from nlfs.genome.integrity import phenotype, probe_curve
-from nlfs.result import ResultRecord
 from nlfs.runs import Run
 from nlfs.store import ConflictError, NotFoundError, layout
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from nlfs.errors import NlfsError
+from nlfs.formats import parse_stored_json
 
 STATE_FORMAT = "nlfs.state/v1"
 BATCH_FORMAT = "nlfs.batch/v1"
@@ -102,9 +102,4 @@ class State(_Model):
 
 def parse_model(cls, data: bytes | str, source: str):
     """Validate a stored JSON object; a corrupt one is a one-line NlfsError naming the key."""
-    try:
-        return cls.model_validate_json(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "object"
-        raise NlfsError(f"{source} is corrupt: {where}: {first['msg']}") from None
+    return parse_stored_json(cls, data, source)

@@ -12,12 +12,13 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nlfs.errors import NlfsError
+from nlfs.formats import read_yaml_mapping, set_dotted, validate
 
 PROFILE_FORMAT = "nlfs.profile/v1"
 # Fields outside the hash: labels, the replicate seed (recorded in every result anyway), and
@@ -160,16 +161,6 @@ def builtin_profiles() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def _read_yaml(text: str, source: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise NlfsError(f"{source}: not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise NlfsError(f"{source}: a profile must be a YAML mapping")
-    return data
-
-
 def _is_path(name_or_path: str) -> bool:
     return name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path or Path(name_or_path).is_file()
 
@@ -184,13 +175,13 @@ def _raw_profile(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
             text = path.read_text()
         except OSError as err:
             raise NlfsError(f"profile {name_or_path}: cannot read ({err.strerror})") from None
-        data = _read_yaml(text, name_or_path)
+        data = read_yaml_mapping(text, name_or_path, "profile")
         data.setdefault("name", path.stem)
     else:
         ref = resources.files("nlfs.train").joinpath("profiles") / f"{name_or_path}.yaml"
         if not ref.is_file():
             raise NlfsError(f"unknown profile {name_or_path!r} (built in: {', '.join(builtin_profiles())}; or give a .yaml path)")
-        data = _read_yaml(ref.read_text(), f"profile {name_or_path}")
+        data = read_yaml_mapping(ref.read_text(), f"profile {name_or_path}", "profile")
         data.setdefault("name", name_or_path)
     base = data.pop("base", None)
     if base is None:
@@ -211,67 +202,18 @@ def _deep_merge(base: dict, top: dict) -> dict:
     return out
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, str]:
-    """`["a.b=1", ...]` (the CLI's `--set`) -> `{"a.b": "1"}`."""
-    out: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise NlfsError(f"--set {item!r}: expected key=value")
-        out[key.strip()] = value
-    return out
-
-
-def _apply_override(data: dict, key: str, raw: str) -> None:
-    """Set dotted `key` (e.g. `optimizer.lr`, `floors.0.min`) in the fully-populated dump `data`."""
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw  # not YAML: take the text as a string
-    parts = key.split(".")
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, dict):
-            if part not in node:
-                raise NlfsError(f"unknown profile key {key!r}")
-            if last:
-                node[part] = value
-            else:
-                node = node[part]
-        elif isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise NlfsError(f"unknown profile key {key!r} (no list index {part})")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        else:
-            raise NlfsError(f"unknown profile key {key!r}")
-
-
-def _validate(data: dict, source: str) -> Profile:
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "profile"
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise NlfsError(f"{source}: {where}: {msg}") from None
-
-
 def load_profile(name_or_path: str, overrides: dict[str, str] | None = None) -> Profile:
     """A built-in profile by name (`tiny`, `surrogate`, ...) or a YAML file, with `key=value`
     overrides applied field by field (values are YAML scalars; nested keys use dots)."""
-    profile = _validate(_raw_profile(name_or_path), f"profile {name_or_path}")
+    profile = validate(Profile, _raw_profile(name_or_path), f"profile {name_or_path}", "profile")
     if not overrides:
         return profile
     data = profile.model_dump(mode="json")
     for key, raw in overrides.items():
-        _apply_override(data, key, raw)
+        set_dotted(data, key, raw, lambda detail, key=key: f"unknown profile key {key!r}{detail}")
     if data["stages"] and "epochs" not in overrides:
         data["epochs"] = None  # derived from the stages again, which an override may have changed
-    return _validate(data, f"profile {name_or_path} with --set")
+    return validate(Profile, data, f"profile {name_or_path} with --set", "profile")
 
 
 def profile_from_dict(data: dict, source: str = "profile") -> Profile:
@@ -282,4 +224,4 @@ def profile_from_dict(data: dict, source: str = "profile") -> Profile:
         merged = _deep_merge(_raw_profile(str(base)), data)
         merged["name"] = data.get("name", f"{base}+")
         data = merged
-    return _validate(data, source)
+    return validate(Profile, data, source, "profile")

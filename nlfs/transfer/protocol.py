@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nlfs.errors import NlfsError
+from nlfs.formats import CanonicalModel, read_yaml_mapping, set_dotted, validate
 
 PROTOCOL_FORMAT = "nlfs.protocol/v1"
 ALWAYS_BASELINES = ("cross_entropy", "baikal")  # METHOD.md 6: every transfer study trains both
@@ -99,21 +99,11 @@ class FidelitySpec(_Model):
     seed: int = 0
 
 
-class Protocol(_Model):
+class Protocol(_Model, CanonicalModel):
     format: Literal["nlfs.protocol/v1"] = PROTOCOL_FORMAT
     elimination: EliminationSpec = Field(default_factory=EliminationSpec)
     transfer: TransferSpec = Field(default_factory=TransferSpec)
     fidelity: FidelitySpec = Field(default_factory=FidelitySpec)
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
-
-    def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
     def cells(self) -> list["Cell"]:
         """The transfer grid: one cell per combination of axis values, in axis order."""
@@ -183,21 +173,14 @@ def parse_protocol(text: str | bytes | None, overrides: dict[str, str] | None = 
     Overrides address the fully populated protocol, e.g. `elimination.candidates=3`,
     `elimination.phases.0.survivors=2`, `transfer.seeds=[0, 1]`; values are YAML.
     """
-    data = {}
-    if text is not None:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise NlfsError(f"{source}: not YAML: {str(err).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise NlfsError(f"{source}: a protocol is a YAML mapping")
-    protocol = _validate(data, source)
+    protocol = validate(Protocol, read_yaml_mapping(text, source, "protocol"), source, "protocol")
     if not overrides:
         return protocol
     dumped = protocol.model_dump(mode="json")
     for key, raw in overrides.items():
-        _apply(dumped, key, raw)
-    return _validate(dumped, f"{source} with --set")
+        set_dotted(dumped, key, raw, lambda detail, key=key: f"--set {key}: unknown protocol key{detail}",
+                   may_add=_open_mapping)
+    return validate(Protocol, dumped, f"{source} with --set", "protocol")
 
 
 def load_protocol(path: str | None, overrides: dict[str, str] | None = None) -> Protocol:
@@ -209,44 +192,6 @@ def load_protocol(path: str | None, overrides: dict[str, str] | None = None) -> 
     except OSError as err:
         raise NlfsError(f"--protocol {path}: cannot read ({err.strerror})") from None
     return parse_protocol(text, overrides, source=path)
-
-
-def _validate(data: dict, source: str) -> Protocol:
-    try:
-        return Protocol.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "protocol"
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise NlfsError(f"{source}: {where}: {msg}") from None
-
-
-def _apply(data: dict, key: str, raw: str) -> None:
-    """Set dotted `key` in `data`; the last part may add a key to a mapping (e.g. a `set`)."""
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    parts = key.split(".")
-    node = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, dict):
-            if part not in node and not (last and _open_mapping(parts[:-1])):
-                raise NlfsError(f"--set {key}: unknown protocol key")
-            if last:
-                node[part] = value
-            else:
-                node = node[part]
-        elif isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise NlfsError(f"--set {key}: no list index {part}")
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        else:
-            raise NlfsError(f"--set {key}: unknown protocol key")
 
 
 def _open_mapping(path: list[str]) -> bool:

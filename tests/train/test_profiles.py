@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nlfs.errors import NlfsError
-from nlfs.train.profiles import builtin_profiles, load_profile, parse_overrides
+from nlfs.formats import parse_overrides
+from nlfs.train.profiles import builtin_profiles, load_profile
 
 
 def test_builtin_profiles_all_load():

@@ -1,0 +1,40 @@
+"""Pieces several verb modules share: argument types, pod logging, the work-item output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def pod_logging(quiet: bool = False) -> None:
+    """Our own lines at INFO on stderr (pod logs); libraries such as botocore only on trouble."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("nlfs").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def emit_work_items(items: list[dict], done: bool, output_dir: str | None) -> None:
+    """Print the items as one JSON list on stdout; with `output_dir`, also write `items.json`
+    and `done` (exactly `true` or `false`: Argo does not trim output parameters)."""
+    text = json.dumps(items)
+    if output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(os.path.join(output_dir, "items.json"), "w") as fh:
+            fh.write(text)
+        with open(os.path.join(output_dir, "done"), "w") as fh:
+            fh.write("true" if done else "false")
+    print(text)
