@@ -157,10 +157,7 @@ def _fold(state: State, config: SearchConfig, batch: Batch,
 def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
     while True:
         if state.phase == "initial":
-            todo = state.candidates[state.cursor:state.cursor + config.initial_batch_size]
-            if todo:
-                state.cursor += len(todo)
-                _open(state, "initial", "initial", [Slot(id=c.id, genome=c.genome) for c in todo])
+            if _open_next_candidates(state, config, "initial"):
                 return
             ranked = sorted((c for c in state.candidates if c.fitness is not None),
                             key=lambda c: (-c.fitness, c.id))
@@ -170,10 +167,7 @@ def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
                 state.phase = "done"  # no candidate learned anything: nothing to evolve
                 return
         elif state.phase == "rescore":
-            todo = state.candidates[state.cursor:state.cursor + config.initial_batch_size]
-            if todo:
-                state.cursor += len(todo)
-                _open(state, "rescore", "main", [Slot(id=c.id, genome=c.genome) for c in todo])
+            if _open_next_candidates(state, config, "main"):
                 return
             state.candidates, state.cursor = [], 0
             state.phase = "evolve" if state.population else "done"
@@ -185,6 +179,15 @@ def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
             state.phase = "done"
         else:
             return
+
+
+def _open_next_candidates(state: State, config: SearchConfig, stage: str) -> bool:
+    """Open a batch of the next `initial_batch_size` candidates, if any are left."""
+    todo = state.candidates[state.cursor:state.cursor + config.initial_batch_size]
+    if todo:
+        state.cursor += len(todo)
+        _open(state, state.phase, stage, [Slot(id=c.id, genome=c.genome) for c in todo])
+    return bool(todo)
 
 
 def _open(state: State, phase: str, stage: str, slots: list[Slot]) -> None:
