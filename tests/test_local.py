@@ -122,3 +122,20 @@ def test_search_against_s3(s3_env, tmp_path):
     assert "search finished" in done.stdout and uri in done.stdout
     state = open_run(uri).state()
     assert state.done and state.counters.children_done == 4
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
+    run = str(tmp_path / "run")
+    proc = subprocess.Popen(_nlfs("search", "--store", run, "--config", _config_file(tmp_path),
+                                  "--workers", "2", "--no-progress", "--no-baseline"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not _results(run):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "resumes it" in err and "Traceback" not in err
+    assert _session_alive(proc.pid) == []
+    assert _search(run, _config_file(tmp_path)).returncode == 0
+    assert open_run(run).state().done

@@ -92,7 +92,11 @@ def cmd_search(args) -> int:
         config = load_config(args.config)
     elif run.read_state()[0] is None and not run.store.exists(layout.config_key()):
         config = load_config("default")
-    summary = search(run.uri, config, args.workers or default_workers(), progress=args.progress,
-                     baseline=args.baseline)
+    try:
+        summary = search(run.uri, config, args.workers or default_workers(), progress=args.progress,
+                         baseline=args.baseline)
+    except KeyboardInterrupt:
+        print(f"nlfs search: interrupted; `nlfs search --store {run.uri}` resumes it", file=sys.stderr)
+        return 130
     print(format_summary(summary))
     return 0
