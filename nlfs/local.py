@@ -113,8 +113,12 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    for proc in list(getattr(pool, "_processes", {}).values()):
+    """Kill the workers now (their evaluation in flight is the work lost) and reap them."""
+    procs = list(getattr(pool, "_processes", {}).values())
+    for proc in procs:
         proc.kill()
+    for proc in procs:
+        proc.join(timeout=10)
     pool.shutdown(wait=False, cancel_futures=True)
 
 

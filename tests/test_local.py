@@ -136,6 +136,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "resumes it" in err and "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while _session_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _session_alive(proc.pid) == []
     assert _search(run, _config_file(tmp_path)).returncode == 0
     assert open_run(run).state().done
