@@ -69,25 +69,16 @@ def cmd_random(args: argparse.Namespace) -> int:
     return 0
 
 
-def accepted_random_genomes(seed: int, count: int):
-    """Yield `count` random genomes that pass the check, signed, none a duplicate of another."""
+def accepted_random_genomes(seed: int, count: int) -> list:
+    """`count` random genomes that pass the check, signed, none a duplicate of another."""
     import numpy as np
 
-    from nlfs.genome.integrity import KnownLosses, check
-    from nlfs.genome.mutate import random_genome
+    from nlfs.genome.mutate import random_accepted
 
-    rng = np.random.default_rng(seed)
-    known = KnownLosses()
-    for _ in range(count * MAX_DRAWS_PER_GENOME):
-        genome = random_genome(rng)
-        verdict = check(genome, known)
-        if verdict.accepted:
-            genome = genome.with_sign(verdict.sign)
-            known.add(genome, verdict.phenotype)
-            yield genome
-            if len(known) == count:
-                return
-    raise NlfsError(f"only {len(known)} of {count} genomes found in {count * MAX_DRAWS_PER_GENOME} draws")
+    found = random_accepted(np.random.default_rng(seed), count, count * MAX_DRAWS_PER_GENOME)
+    if len(found) < count:
+        raise NlfsError(f"only {len(found)} of {count} genomes found in {count * MAX_DRAWS_PER_GENOME} draws")
+    return found
 
 
 # ---- show ----------------------------------------------------------------------------------

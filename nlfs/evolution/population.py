@@ -16,7 +16,7 @@ from nlfs.evolution.config import SearchConfig
 from nlfs.evolution.state import Batch, Candidate, Member, Slot, State
 from nlfs.genome.graph import Genome
 from nlfs.genome.integrity import KnownLosses, check
-from nlfs.genome.mutate import mutate, random_genome
+from nlfs.genome.mutate import mutate, random_accepted
 
 _INITIAL, _CHILD = 1, 2  # rng stream tags
 
@@ -42,21 +42,11 @@ def random_candidates(config: SearchConfig, limit_attempts: int = 1000) -> list[
     Each genome has the sign its check chose. Raises RuntimeError if the space yields too few
     (it cannot at the method's sizes; the bound keeps a broken operator table from hanging).
     """
-    rng = rng_for(config, _INITIAL)
-    known = KnownLosses()
-    out: list[Genome] = []
-    attempts = 0
-    while len(out) < config.initial_candidates:
-        attempts += 1
-        if attempts > limit_attempts * config.initial_candidates:
-            raise RuntimeError("random generation yields too few valid genomes")
-        g = random_genome(rng)
-        verdict = check(g, known)
-        if verdict.accepted:
-            g = g.with_sign(verdict.sign)
-            known.add(g, verdict.phenotype)
-            out.append(g)
-    return out
+    wanted = config.initial_candidates
+    found = random_accepted(rng_for(config, _INITIAL), wanted, limit_attempts * wanted)
+    if len(found) < wanted:
+        raise RuntimeError("random generation yields too few valid genomes")
+    return found
 
 
 def start(config: SearchConfig) -> State:

@@ -102,3 +102,25 @@ def _toggle(node: Node, options: list, rng: np.random.Generator) -> Node | None:
         return None
     ins = (extra, node.inputs[0]) if rng.random() < 0.5 else (node.inputs[0], extra)
     return Node(str(rng.choice(BINARY_OPS)), ins)
+
+
+def random_accepted(rng: np.random.Generator, count: int, max_draws: int) -> list[Genome]:
+    """Up to `count` random genomes that pass the integrity check, each with the sign its check
+    chose, distinct by id and phenotype (each is checked against those before it).
+
+    Fewer come back only if `max_draws` draws run out; callers decide whether that is an error.
+    """
+    from nlfs.genome.integrity import KnownLosses, check
+
+    known = KnownLosses()
+    found: list[Genome] = []
+    for _ in range(max_draws):
+        if len(found) == count:
+            break
+        genome = random_genome(rng)
+        verdict = check(genome, known)
+        if verdict.accepted:
+            genome = genome.with_sign(verdict.sign)
+            known.add(genome, verdict.phenotype)
+            found.append(genome)
+    return found
