@@ -20,7 +20,7 @@ from nlfs.evolution.controller import init_run, step
 from nlfs.evolution.state import Member, State
 from nlfs.result import ResultRecord
 from nlfs.runs import Run, open_run
-from nlfs.store import NotFoundError, layout
+from nlfs.store import layout
 
 DEFAULT_RUN = os.path.join("runs", "default")
 BASELINE = "cross_entropy"
@@ -85,13 +85,11 @@ def evaluate_baseline(run_uri: str, stage: str) -> ResultRecord:
     from nlfs.evaluate import evaluate
 
     run = open_run(run_uri)
-    key = layout.baseline_key(stage, BASELINE)
-    try:
-        return ResultRecord.from_json(run.store.get(key).data, source=f"{run.uri}/{key}")
-    except NotFoundError:
-        pass
+    stored = run.baseline(stage, BASELINE)
+    if stored is not None:
+        return stored
     record = evaluate(BASELINE, _stage_profile(run, stage), stage=stage)
-    run.store.put_if_absent(key, record.to_json().encode())
+    run.store.put_if_absent(layout.baseline_key(stage, BASELINE), record.to_json().encode())
     return record
 
 

@@ -39,9 +39,8 @@ class Run:
     # ---- state ------------------------------------------------------------------------
     def read_state(self) -> tuple[State | None, str | None]:
         """The state and its etag, or (None, None) before the first controller step."""
-        try:
-            blob = self.store.get(layout.state_key())
-        except NotFoundError:
+        blob = self.store.get_or_none(layout.state_key())
+        if blob is None:
             return None, None
         return parse_model(State, blob.data, f"{self.uri}/{layout.state_key()}"), blob.etag
 
@@ -71,12 +70,15 @@ class Run:
 
     # ---- results ----------------------------------------------------------------------
     def result(self, stage: str, genome_id: str) -> ResultRecord | None:
-        key = layout.result_key(stage, genome_id)
-        try:
-            blob = self.store.get(key)
-        except NotFoundError:
-            return None
-        return ResultRecord.from_json(blob.data, source=f"{self.uri}/{key}")
+        return self._record(layout.result_key(stage, genome_id))
+
+    def baseline(self, stage: str, name: str = "cross_entropy") -> ResultRecord | None:
+        """A reference loss evaluated on a stage's profile (baselines/), if it has been."""
+        return self._record(layout.baseline_key(stage, name))
+
+    def _record(self, key: str) -> ResultRecord | None:
+        blob = self.store.get_or_none(key)
+        return None if blob is None else ResultRecord.from_json(blob.data, source=f"{self.uri}/{key}")
 
     def put_result(self, record: ResultRecord) -> bool:
         """Create-only: True if this call wrote it, False if a result was already there."""

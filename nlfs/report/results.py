@@ -67,7 +67,7 @@ def summarize(run: Run, top: int = 10) -> RunSummary:
     config = run.config
     state = run.state()
     c = state.counters
-    baseline = _baseline(run)
+    baseline = run.baseline("main")
     protocol = _protocol_view(run)
     rows = []
     for rank, member in enumerate(state.top[:top], 1):
@@ -92,16 +92,6 @@ def summarize(run: Run, top: int = 10) -> RunSummary:
     return RunSummary(run=run.uri, baseline=None if baseline is None else baseline.fitness,
                       baseline_profile=None if baseline is None else baseline.profile,
                       progress=progress, top=rows)
-
-
-def _baseline(run: Run):
-    from nlfs.result import ResultRecord
-
-    key = layout.baseline_key("main", "cross_entropy")
-    try:
-        return ResultRecord.from_json(run.store.get(key).data, source=f"{run.uri}/{key}")
-    except NotFoundError:
-        return None
 
 
 class _ProtocolView:

@@ -105,6 +105,13 @@ class ObjectStore(abc.ABC):
     def get(self, key: str) -> Blob:
         """The object at `key`; NotFoundError if there is none."""
 
+    def get_or_none(self, key: str) -> Blob | None:
+        """The object at `key`, or None if there is none."""
+        try:
+            return self.get(key)
+        except NotFoundError:
+            return None
+
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> str:
         """Write unconditionally; return the new etag."""

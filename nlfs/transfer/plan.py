@@ -13,7 +13,7 @@ from typing import Literal
 
 from nlfs.errors import NlfsError
 from nlfs.runs import Run
-from nlfs.store import ConflictError, NotFoundError, layout
+from nlfs.store import ConflictError, layout
 from nlfs.transfer.aggregate import transfer_table
 from nlfs.transfer.protocol import Protocol, parse_protocol, set_list
 from nlfs.transfer.records import Entrant, LossRecord, PhaseRanking, ProtocolState, TransferTable, Unit
@@ -50,9 +50,8 @@ class Plan:
 # ---- the protocol file ------------------------------------------------------------------------
 
 def read_protocol(run: Run) -> Protocol | None:
-    try:
-        blob = run.store.get(layout.protocol_key())
-    except NotFoundError:
+    blob = run.store.get_or_none(layout.protocol_key())
+    if blob is None:
         return None
     return parse_protocol(blob.data, source=f"{run.uri}/{layout.protocol_key()}")
 
@@ -118,9 +117,8 @@ def plan(run: Run, protocol: Protocol | None = None, *, until: Until = "transfer
 def read_state(run: Run) -> tuple[ProtocolState | None, str | None]:
     from nlfs.evolution.state import parse_model
 
-    try:
-        blob = run.store.get(layout.protocol_state_key())
-    except NotFoundError:
+    blob = run.store.get_or_none(layout.protocol_state_key())
+    if blob is None:
         return None, None
     return parse_model(ProtocolState, blob.data, f"{run.uri}/{layout.protocol_state_key()}"), blob.etag
 
@@ -203,9 +201,8 @@ def rankings(run: Run, phases: int) -> list[PhaseRanking]:
 
     out = []
     for k in range(1, phases + 1):
-        try:
-            blob = run.store.get(layout.elimination_key(k))
-        except NotFoundError:
+        blob = run.store.get_or_none(layout.elimination_key(k))
+        if blob is None:
             break
         out.append(parse_model(PhaseRanking, blob.data, f"{run.uri}/{layout.elimination_key(k)}"))
     return out
@@ -214,8 +211,7 @@ def rankings(run: Run, phases: int) -> list[PhaseRanking]:
 def table(run: Run) -> TransferTable | None:
     from nlfs.evolution.state import parse_model
 
-    try:
-        blob = run.store.get(layout.transfer_table_key())
-    except NotFoundError:
+    blob = run.store.get_or_none(layout.transfer_table_key())
+    if blob is None:
         return None
     return parse_model(TransferTable, blob.data, f"{run.uri}/{layout.transfer_table_key()}")

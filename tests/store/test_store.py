@@ -51,6 +51,12 @@ def test_get_missing_raises_not_found(store: ObjectStore) -> None:
     assert store.list() == []
 
 
+def test_get_or_none_is_get_that_answers_none_for_a_missing_key(store: ObjectStore) -> None:
+    assert store.get_or_none("state.json") is None
+    etag = store.put("state.json", b"{}")
+    assert store.get_or_none("state.json") == Blob(b"{}", etag)
+
+
 def test_put_get_roundtrip_with_md5_etag(store: ObjectStore) -> None:
     etag = store.put("genomes/abc.json", b'{"x": 1}')
     assert etag == md5(b'{"x": 1}')  # same etag on both backends: S3 single-part is md5
