@@ -50,30 +50,36 @@ def s3_server() -> Iterator[SeaweedServer]:
 
 @dataclass
 class S3Env:
-    """What a test needs to talk to the session's server: a fresh bucket and the env already set."""
+    """What a test needs to talk to the session's server: a prefix of its own and the env already set.
+
+    Tests share one bucket, each under a fresh prefix; a test that needs a bucket of its own
+    calls `server.make_bucket()`.
+    """
 
     server: SeaweedServer
     bucket: str
+    root: str
 
     @property
     def endpoint_url(self) -> str:
         return self.server.endpoint_url
 
     def uri(self, prefix: str = "") -> str:
-        return f"s3://{self.bucket}/{prefix}" if prefix else f"s3://{self.bucket}"
+        """`s3://<bucket>/<this test's root>[/prefix]`."""
+        return f"s3://{self.bucket}/{self.root}" + (f"/{prefix}" if prefix else "")
 
 
 @pytest.fixture
 def s3_env(s3_server: SeaweedServer, no_aws_env: None, monkeypatch: pytest.MonkeyPatch) -> S3Env:
-    """AWS_ENDPOINT_URL and keys set for the test server, and a fresh bucket."""
+    """AWS_ENDPOINT_URL and keys set for the test server, and a fresh prefix to work under."""
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
-    return S3Env(s3_server, s3_server.make_bucket())
+    return S3Env(s3_server, *s3_server.fresh_prefix())
 
 
 @pytest.fixture(params=["dir", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path):
-    """A fresh, empty store of each kind; S3 is `s3://<fresh bucket>/some/prefix`."""
+    """A fresh, empty store of each kind; S3 is `s3://<bucket>/<fresh prefix>/some/prefix`."""
     from nlfs.store import open_store
 
     if request.param == "dir":
