@@ -25,6 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 from nlfs.genome import (  # noqa: E402
     Genome, GenomeLoss, KnownLosses, check, compile_genome, infix, mutate, random_genome)
 from nlfs.genome.integrity import _MEMOS  # noqa: E402
+from nlfs.genome.mutate import random_accepted  # noqa: E402
 from nlfs.genome.program import _plan  # noqa: E402
 from nlfs.losses import get_genome  # noqa: E402
 
@@ -76,13 +77,8 @@ def evolution_rate(children: list[Genome], population: KnownLosses) -> tuple[flo
 
 
 def accepted_random(rng: np.random.Generator, count: int) -> list[Genome]:
-    found = []
-    while len(found) < count:
-        g = random_genome(rng)
-        verdict = check(g)
-        if verdict.accepted:
-            found.append(g.with_sign(verdict.sign))
-    return found
+    """`count` distinct accepted random genomes, as a search's first population is drawn."""
+    return random_accepted(rng, count, max_draws=1_000_000)
 
 
 # ---- loss forward + backward ---------------------------------------------------------------

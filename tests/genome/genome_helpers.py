@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlfs.genome import Genome, check, mutate, random_genome
+from nlfs.genome import Genome, mutate, random_genome
 from nlfs.genome.graph import GENOME_FORMAT
+from nlfs.genome.mutate import random_accepted
 
 
 def genome_dict(*nodes: tuple, sign: int = 1, ls: float = 0.0, output: int | None = None) -> dict:
@@ -24,14 +25,9 @@ def genome(*nodes: tuple, sign: int = 1, ls: float = 0.0, output: int | None = N
 
 
 def accepted_random(seed: int, count: int) -> list[Genome]:
-    """The first `count` random genomes of `seed` that pass the check, with its sign applied."""
-    rng = np.random.default_rng(seed)
-    found: list[Genome] = []
-    while len(found) < count:
-        g = random_genome(rng)
-        verdict = check(g)
-        if verdict.accepted:
-            found.append(g.with_sign(verdict.sign))
+    """The first `count` distinct random genomes of `seed` that pass the check, each with its sign."""
+    found = random_accepted(np.random.default_rng(seed), count, max_draws=100_000)
+    assert len(found) == count
     return found
 
 
