@@ -124,17 +124,25 @@ def test_search_against_s3(s3_env, tmp_path):
     assert state.done and state.counters.children_done == 4
 
 
+def _as_from_a_terminal() -> None:
+    # A shell without job control starts background commands with SIGINT ignored, and Python
+    # then leaves it ignored (as nohup intends); `make test &` in a script would pass that on
+    # to the search here. A terminal's foreground job has SIGINT at its default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     run = str(tmp_path / "run")
     proc = subprocess.Popen(_nlfs("search", "--store", run, "--config", _config_file(tmp_path),
                                   "--workers", "2", "--no-progress", "--no-baseline"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_from_a_terminal)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _results(run):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "resumes it" in err and "Traceback" not in err
     deadline = time.monotonic() + 10
     while _session_alive(proc.pid) and time.monotonic() < deadline:
