@@ -106,9 +106,9 @@ class SeaweedServer:
             "-master.telemetry=false",
             # Like AWS: writing to a bucket that does not exist is an error, not a new bucket.
             "-s3.autoCreateBucket=false",
-            # Each bucket is a collection with a volume of its own, and by default the number of
-            # volumes is free disk / 128 MB: on a small CI disk that ran out after ~60 buckets
-            # (PutObject answered InternalError). Volumes are sparse files, and tests write little.
+            # Each bucket is a collection with a volume of its own, and the default volume limit
+            # follows free disk (40 on a machine with 41 GB free): past it, PutObject answers
+            # InternalError, as CI saw. Volumes are sparse files, and tests write little.
             "-volume.max=1000",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
