@@ -81,12 +81,11 @@ def test_text_that_is_not_a_genome_object_is_refused(text, problem):
 
 
 def test_size_limits_are_checked_before_any_work():
-    started = time.perf_counter()
+    # Malformed content behind each limit: had any of it been read, its error would be raised.
     with pytest.raises(GenomeError, match=f"at most {MAX_NODES}"):
-        Genome.from_json({**genome_dict(("log", "p")), "nodes": [{"op": "neg", "in": ["p"]}] * 1_000_000})
+        Genome.from_json({**genome_dict(("log", "p")), "nodes": [{"op": "frob"}] * 1_000_000})
     with pytest.raises(GenomeError, match="larger than a genome can be"):
-        Genome.from_json(" " * (MAX_FILE_BYTES + 1))
-    assert time.perf_counter() - started < 0.5
+        Genome.from_json("not json " * (MAX_FILE_BYTES // 9 + 1))
 
 
 # ---- structure -------------------------------------------------------------------------------
@@ -149,7 +148,7 @@ def test_id_of_a_graph_with_much_sharing_is_computed_at_once():
     ladder = Genome(tuple(nodes), len(nodes) - 1)
     started = time.perf_counter()
     assert len(ladder.id) == 16
-    assert time.perf_counter() - started < 0.1
+    assert time.perf_counter() - started < 1.0  # written out, it would take hours; a loose bound holds on a busy CI
 
 
 def test_id_is_the_hash_of_the_canonical_json_the_architecture_describes():
