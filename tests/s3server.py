@@ -174,6 +174,7 @@ class SeaweedServer:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
         self._client = None
+        self._shared_bucket = None  # it lived in the data just removed
 
     def __enter__(self) -> SeaweedServer:
         return self.start()
