@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -87,65 +88,100 @@ def evaluate(loss, profile: Profile, *, genome_id: str | None = None, stage: str
 # evaluation inside a run's store (Argo pods, the local executor, `nlfs evaluate --run`)
 
 
-def profile_for_stage(store, stage: str, overrides: dict[str, str] | None = None) -> Profile:
-    """The profile a run's config assigns to `stage` (`stages.<stage>` in config.yaml: a profile
-    name plus field overrides), with `overrides` applied on top."""
-    from nlfs.errors import NlfsError
-    from nlfs.evolution.config import parse_config
-    from nlfs.store import NotFoundError, layout
-    from nlfs.train.profiles import load_profile
+@dataclass(frozen=True)
+class StagePlan:
+    """What evaluating one genome for a stage trains: `profile`, after `gate` when there is one.
 
-    try:
-        text = store.get(layout.config_key()).data
-    except NotFoundError:
-        raise NlfsError(f"{store.uri}: no {layout.config_key()}; give --profile or initialise the run") from None
-    config = parse_config(text, source=f"{store.uri}/{layout.config_key()}")
-    if stage not in config.stages:
-        raise NlfsError(f"stage {stage!r} is not in the run's config (stages: {', '.join(config.stages)})")
-    entry = config.stages[stage]
-    merged = {k: _override_text(v) for k, v in entry.overrides.items()}
-    merged.update(overrides or {})
-    return load_profile(entry.profile, merged)
+    The main stage of a gated search is the authors' main fitness (`fitness_function_resnet_rand_aug`
+    in fitness_functions.py): a short gate run first, and the main run only if the gate passes.
+    """
+
+    profile: Profile
+    gate: Profile | None = None
 
 
-def _override_text(value) -> str:
-    """A config override value (str, int, float, bool) as the `--set` text that parses back to it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def stage_plan(store, stage: str, overrides: dict[str, str] | None = None) -> StagePlan:
+    """The plan a run's config assigns to `stage` (`stages.<stage>` in config.yaml), with
+    `overrides` applied on top of the stage's profile (not the gate's). The main stage of a
+    config with a `gate` stage is gated."""
+    from nlfs.evolution.stages import stage_profile
+    from nlfs.runs import Run
+
+    config = Run(store).config
+    profile = stage_profile(config, stage, overrides)
+    gate = stage_profile(config, GATE_STAGE) if stage == "main" and config.gated else None
+    return StagePlan(profile, gate)
 
 
-def evaluate_in_run(store, stage: str, genome_ids: list[str], profile: Profile, *, seed: int | None = None,
-                    log: Callable[[str], None] | None = None) -> list[ResultRecord]:
+GATE_STAGE = "gate"
+
+
+def gate_failed_record(genome_id: str, text: str, stage: str, profile: Profile, gate: ResultRecord) -> ResultRecord:
+    """The main stage's record of a genome whose gate failed: never trained, no fitness."""
+    return ResultRecord(
+        genome_id=genome_id, loss=text, stage=stage, profile=profile.name, profile_hash=profile.hash,
+        status="gate_failed", fitness=None, reason=f"gate ({gate.profile}) {gate.status}: {gate.reason}",
+        seconds=0.0, device=gate.device, seed=gate.seed, versions=gate.versions)
+
+
+def evaluate_in_run(store, stage: str, genome_ids: list[str], plan: StagePlan | Profile, *,
+                    seed: int | None = None, log: Callable[[str], None] | None = None) -> list[ResultRecord]:
     """Evaluate genomes of a run and write each record create-only to results/<stage>/<id>.json.
 
-    A result already in the store is skipped (a retried pod repeats no work) and not returned;
-    an unreadable genome is a user error (NlfsError) raised before any training starts.
+    With a gate, the gate's record goes to results/gate/<id>.json first (a retried pod reuses
+    it), and the main run is trained only if the gate passed. A result already in the store is
+    skipped (a retried pod repeats no work) and not returned. Every genome is read and checked
+    against its id before any training starts (a planted file is a user error, never trained).
     """
-    from nlfs.errors import NlfsError
-    from nlfs.genome import Genome
-    from nlfs.store import NotFoundError, layout
+    from nlfs.runs import Run
+    from nlfs.store import layout
 
+    plan = plan if isinstance(plan, StagePlan) else StagePlan(plan)
     layout.validate_stage(stage)
+    run = Run(store)
     say = log or (lambda line: None)
-    todo: list[tuple[str, Genome]] = []
+    todo = []
     for genome_id in dict.fromkeys(genome_ids):  # once each, in order
-        key = layout.result_key(stage, genome_id)
-        if store.exists(key):
-            say(f"genome {genome_id} skipped: {key} exists")
+        if run.result(stage, genome_id) is not None:
+            say(f"genome {genome_id} skipped: {layout.result_key(stage, genome_id)} exists")
             continue
-        try:
-            blob = store.get(layout.genome_key(genome_id))
-        except NotFoundError:
-            raise NlfsError(f"genome {genome_id} is not in {store.uri} ({layout.genome_key(genome_id)})") from None
-        source = f"{store.uri}/{layout.genome_key(genome_id)}"
-        todo.append((genome_id, Genome.from_json(blob.data, source=source).validate(source=source)))
+        todo.append((genome_id, run.genome(genome_id).validate(source=f"{run.uri}/{layout.genome_key(genome_id)}")))
     records = []
     for genome_id, genome in todo:
-        record = evaluate(genome, profile, genome_id=genome_id, stage=stage, seed=seed, log=log)
-        key = layout.result_key(stage, genome_id)
-        if store.put_if_absent(key, record.to_json().encode()):
+        record = None
+        if plan.gate is not None:
+            gate = run.result(GATE_STAGE, genome_id)
+            if gate is None:
+                gate = _store_once(run, evaluate(genome, plan.gate, genome_id=genome_id, stage=GATE_STAGE,
+                                                 seed=seed, log=log))
+            say(f"genome {genome_id} gate {gate.status}" + (f" ({gate.reason})" if gate.reason else ""))
+            if not gate.usable:
+                record = gate_failed_record(genome_id, gate.loss, stage, plan.profile, gate)
+        if record is None:
+            record = evaluate(genome, plan.profile, genome_id=genome_id, stage=stage, seed=seed, log=log)
+        stored = _store_once(run, record)
+        if stored is record:
             records.append(record)
         else:
-            say(f"genome {genome_id}: {key} was written by another worker meanwhile; kept theirs")
+            say(f"genome {genome_id}: {layout.result_key(stage, genome_id)} was written by another worker "
+                f"meanwhile; kept theirs")
     return records
+
+
+def _store_once(run, record: ResultRecord) -> ResultRecord:
+    """Write `record` create-only and return it, or return the record another worker wrote first.
+
+    A key that can be neither created nor read (a stray object under it, a directory in its place)
+    is an error here: returning quietly would hand the same genome out again forever.
+    """
+    from nlfs.errors import NlfsError
+    from nlfs.store import layout
+
+    if run.put_result(record):
+        return record
+    theirs = run.result(record.stage, record.genome_id)
+    if theirs is None:
+        key = layout.result_key(record.stage, record.genome_id)
+        raise NlfsError(f"{run.uri}/{key} can be neither created nor read (is something else stored "
+                        f"under that key?); remove it to let genome {record.genome_id} be evaluated")
+    return theirs

@@ -45,12 +45,13 @@ def _init_worker() -> None:
 _PROFILES: dict = {}
 
 
-def _stage_profile(run: Run, stage: str):
-    from nlfs.evaluate import profile_for_stage
+def _stage_plan(run: Run, stage: str):
+    from nlfs.evaluate import stage_plan
 
-    if stage not in _PROFILES:
-        _PROFILES[stage] = profile_for_stage(run.store, stage)
-    return _PROFILES[stage]
+    key = (run.uri, stage)
+    if key not in _PROFILES:
+        _PROFILES[key] = stage_plan(run.store, stage)
+    return _PROFILES[key]
 
 
 def _named_profile(name: str, overrides: dict[str, str] | None):
@@ -72,7 +73,7 @@ def evaluate_one(run_uri: str, stage: str, genome_id: str, profile: str | None =
     from nlfs.evaluate import evaluate_in_run
 
     run = open_run(run_uri)
-    chosen = _stage_profile(run, stage) if profile is None else _named_profile(profile, overrides)
+    chosen = _stage_plan(run, stage) if profile is None else _named_profile(profile, overrides)
     records = evaluate_in_run(run.store, stage, [genome_id], chosen)
     if records:
         return genome_id, records[0].status, records[0].fitness
@@ -88,12 +89,35 @@ def evaluate_baseline(run_uri: str, stage: str) -> ResultRecord:
     stored = run.baseline(stage, BASELINE)
     if stored is not None:
         return stored
-    record = evaluate(BASELINE, _stage_profile(run, stage), stage=stage)
+    record = evaluate(BASELINE, _stage_plan(run, stage).profile, stage=stage)
     run.store.put_if_absent(layout.baseline_key(stage, BASELINE), record.to_json().encode())
     return record
 
 
 # ---- parent side ------------------------------------------------------------------------------
+
+# Thresholds the closing summary reports against (fitness is a validation accuracy).
+LOW_FITNESS = 0.25  # about chance for 10 classes, plus a margin
+WEAK_FITNESS = 0.5
+
+
+@dataclass(frozen=True)
+class MainStageTally:
+    """The main-stage trainings of a run (reused results and failed gates are not trainings)."""
+
+    trained: int
+    low: int  # of which ended with no fitness or a fitness below LOW_FITNESS
+
+    @property
+    def low_share(self) -> float:
+        return self.low / self.trained if self.trained else 0.0
+
+    @classmethod
+    def of(cls, records: list[ResultRecord]) -> "MainStageTally":
+        trained = [r for r in records if not r.reused_from and r.status != "gate_failed"]
+        low = sum(1 for r in trained if r.fitness is None or r.fitness < LOW_FITNESS)
+        return cls(len(trained), low)
+
 
 @dataclass
 class Summary:
@@ -101,6 +125,7 @@ class Summary:
     state: State
     config: SearchConfig
     baseline: ResultRecord | None
+    main: MainStageTally | None = None
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
@@ -188,7 +213,8 @@ def search(run_uri: str, config: SearchConfig | None, workers: int, *,
     finally:
         bar.close()
     pool.shutdown(wait=True)
-    return Summary(run.uri, state, config, base)
+    # One listing of results/main at the end: the tally is not kept in the state.
+    return Summary(run.uri, state, config, base, MainStageTally.of(run.results("main")))
 
 
 def format_summary(summary: Summary, top: int = 5) -> str:
@@ -199,10 +225,24 @@ def format_summary(summary: Summary, top: int = 5) -> str:
     base = summary.baseline.fitness if summary.baseline and summary.baseline.fitness is not None else None
     lines = [f"search {'finished' if s.done else 'stopped'}: {c.evaluations} evaluations "
              f"({c.reused} reused), {c.children_done}/{summary.config.budget} children, "
-             f"{c.discarded} discarded, {c.remutations} re-mutations"]
+             f"{c.discarded} scored 0 (not inserted), {c.remutations} re-mutations"]
+    if summary.config.gated:
+        lines.append(f"gate: {c.gate_failures} failed, each saving a main-stage training "
+                     f"({c.gate_failures} saved)")
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(c.statuses.items()))
     if statuses:
         lines.append(f"result statuses: {statuses}")
+    if summary.main is not None:
+        m = summary.main
+        lines.append(f"main-stage trainings: {m.trained}, {m.low} ({m.low_share:.1%}) with fitness "
+                     f"below {LOW_FITNESS}")
+    if s.population:
+        fits = sorted(m.fitness for m in s.population)
+        median = (fits[(len(fits) - 1) // 2] + fits[len(fits) // 2]) / 2
+        below = sum(f < WEAK_FITNESS for f in fits)
+        vs = f" ({median - base:+.4f} vs cross-entropy)" if base is not None else ""
+        lines.append(f"population: {len(fits)} members, median fitness {median:.4f}{vs}, "
+                     f"{below} below {WEAK_FITNESS}")
     lines.append("")
     lines.append(f"{'rank':>4}  {'fitness':>7}  {'vs CE':>7}  {'id':16}  loss")
     members: list[Member] = s.top[:top]

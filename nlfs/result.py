@@ -16,10 +16,12 @@ from nlfs.formats import first_error
 
 RESULT_FORMAT = "nlfs.result/v1"
 
-Status = Literal["ok", "diverged", "rejected", "failed", "timeout"]
-# ok: trained to the end; diverged: NaN/Inf loss, fitness is the best before it;
-# rejected: an accuracy floor was missed; failed: an error in training; timeout: wall-clock limit.
-USABLE_STATUSES: frozenset[str] = frozenset({"ok", "diverged", "timeout"})
+Status = Literal["ok", "stopped", "diverged", "rejected", "gate_failed", "failed", "timeout"]
+# ok: trained to the end; stopped: a `stop` floor ended training early, fitness kept;
+# diverged: NaN/Inf loss, fitness is the best before it; timeout: wall-clock limit, fitness so far;
+# rejected: a `fail` floor was missed (no fitness); gate_failed: the stage's gate run was rejected,
+# so this run was never trained (no fitness); failed: an error in training, or no result ever came.
+USABLE_STATUSES: frozenset[str] = frozenset({"ok", "stopped", "diverged", "timeout"})
 
 
 class EpochMetrics(BaseModel):
@@ -58,7 +60,7 @@ class ResultRecord(BaseModel):
 
     @property
     def usable(self) -> bool:
-        """True when the loss trained well enough to take a place in the population."""
+        """True when the run has a fitness the search keeps (it may have stopped early)."""
         return self.status in USABLE_STATUSES and self.fitness is not None
 
     def to_json(self) -> str:

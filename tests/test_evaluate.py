@@ -105,10 +105,29 @@ def test_loss_that_cannot_learn_is_rejected_by_the_prefilter_floor():
     assert rec.status == "rejected" and "below floor 0.35" in rec.reason and not rec.usable
 
 
-def test_each_epoch_floor_stops_early():
-    profile = load_profile("tiny", {"epochs": "5", "floors": "[{min: 0.99, from_epoch: 2}]"})
+def test_a_stop_floor_ends_training_at_its_0_based_epoch_index_and_keeps_the_fitness():
+    """The authors' EpochCallback(threshold, epoch=1) checks epochs with index >= 1: the second."""
+    profile = load_profile("tiny", {"epochs": "5", "floors": "[{min: 0.99, from_epoch_index: 1, action: stop}]"})
     rec = evaluate(nn.CrossEntropyLoss(), profile)
-    assert rec.status == "rejected" and len(rec.epochs) == 2 and "at epoch 2" in rec.reason
+    assert rec.status == "stopped" and len(rec.epochs) == 2 and "at epoch index 1" in rec.reason
+    assert rec.usable and rec.fitness == max(e.val_accuracy for e in rec.epochs)
+
+
+def test_a_fail_floor_rejects_however_the_run_ended():
+    profile = load_profile("tiny", {"epochs": "3", "floors": "[{min: 0.99, action: stop}, {min: 0.999, action: fail}]"})
+    rec = evaluate(nn.CrossEntropyLoss(), profile)
+    assert rec.status == "rejected" and rec.fitness is None and len(rec.epochs) == 1
+    assert "below floor 0.999" in rec.reason and "stopped" in rec.reason
+
+
+def test_a_stop_floor_ends_only_its_stage_and_restarts_in_the_next():
+    """loss_projection.py: each stage is a new `fit` with a fresh EpochCallback, so a stop ends
+    the stage and the next stage counts its epochs from 0 again."""
+    profile = load_profile("tiny", {"epochs": "null", "stages": "[{epochs: 3}, {epochs: 3}]",
+                                    "floors": "[{min: 0.99, from_epoch_index: 1, action: stop}]"})
+    rec = evaluate(nn.CrossEntropyLoss(), profile)
+    assert rec.status == "stopped" and len(rec.epochs) == 4  # two epochs in each stage
+    assert rec.reason.count("stage") == 2
 
 
 def test_non_scalar_loss_is_failed():

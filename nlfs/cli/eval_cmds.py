@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     source.add_argument("--run", metavar="RUN_URI", help="a run's store: a directory or s3://bucket/prefix")
     p.add_argument("--genome", action="append", metavar="ID", help="with --run: a genome id (repeatable)")
     p.add_argument("--stage", default=None,
-                   help="the result stage (with --run: required; its profile comes from the run's config)")
+                   help="the result stage (with --run: required; its profile comes from the run's config, and "
+                        "the main stage of a gated search trains its gate first)")
     p.add_argument("--profile", default=None, metavar="NAME_OR_YAML",
                    help="a built-in profile name or a YAML file (default: tiny; with --run: the config's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -63,13 +64,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.run:
         if not args.genome or not args.stage:
             raise NlfsError("--run needs --stage and at least one --genome")
-        from nlfs.evaluate import evaluate_in_run, profile_for_stage
+        from nlfs.evaluate import StagePlan, evaluate_in_run, stage_plan
         from nlfs.store import open_store
 
         store = open_store(args.run)
-        profile = (load_profile(args.profile, overrides) if args.profile
-                   else profile_for_stage(store, args.stage, overrides))
-        records = evaluate_in_run(store, args.stage, args.genome, profile, seed=args.seed, log=log)
+        plan = (StagePlan(load_profile(args.profile, overrides)) if args.profile
+                else stage_plan(store, args.stage, overrides))
+        records = evaluate_in_run(store, args.stage, args.genome, plan, seed=args.seed, log=log)
     else:
         if args.genome:
             raise NlfsError("--genome needs --run; give genome files with --loss")

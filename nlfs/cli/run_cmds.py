@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from nlfs.cli.common import emit_work_items, pod_logging, positive_int
+from nlfs.cli.common import emit_work_items, non_negative_int, pod_logging, positive_int
 
 
 def register(subparsers) -> None:
@@ -32,6 +32,11 @@ def register(subparsers) -> None:
                    help="genomes per work item, to share one pod's start-up (default: 1)")
     s.add_argument("--output-dir", metavar="DIR",
                    help="also write items.json and done (true/false) there, for Argo output parameters")
+    s.add_argument("--max-failed-evaluations", type=non_negative_int, default=None, metavar="N",
+                   help="count hand-outs: a genome handed out twice without a result is recorded as a "
+                        "failed evaluation and the search goes on, until more than N are lost; then "
+                        "exit 2 (the Argo workflow passes it; default: no counting, so stepping by "
+                        "hand changes nothing)")
     s.set_defaults(func=cmd_step)
 
     p = subparsers.add_parser("search", help="run a whole search on this machine",
@@ -68,8 +73,8 @@ def cmd_step(args) -> int:
 
     pod_logging()
     run = open_run(args.run)
-    outcome = step(run)
-    items = outcome.items(run.uri, args.genomes_per_item, max_genomes=args.workers)
+    outcome = step(run, max_genomes=args.workers, max_failed=args.max_failed_evaluations)
+    items = outcome.items(run.uri, args.genomes_per_item)
     c = outcome.state.counters
     logging.getLogger("nlfs.controller").info(
         "phase %s, %d evaluations, %d/%d children, best %s; %d item(s) to evaluate%s",

@@ -1,7 +1,9 @@
-"""The search configuration (`nlfs.search/v1`): one YAML file, validated on load, stored in the run.
+"""The search configuration (`nlfs.search/v2`): one YAML file, validated on load, stored in the run.
 
 Defaults follow METHOD.md 3 (population 100, tournament 20, 1000 random candidates, 4000
-children); `configs/default.yaml` scales them down for the embedded one-machine search.
+children, at most 7 trainings per child); `configs/default.yaml` scales them down for the
+embedded one-machine search. v2 added the `gate` stage and `max_trainings` (v1 had
+`max_remutations`, 1 + 7 trainings, and no gate): a v1 run cannot be resumed by this version.
 """
 
 from __future__ import annotations
@@ -9,23 +11,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from nlfs.errors import NlfsError
 from nlfs.formats import CanonicalModel, read_yaml_mapping, validate
+from nlfs.train.profiles import profile_mapping
 
-CONFIG_FORMAT = "nlfs.search/v1"
+CONFIG_FORMAT = "nlfs.search/v2"
 _BUILTIN = Path(__file__).parent / "configs"
 
-STAGES = ("initial", "main")  # the cheap scoring of random candidates, and the real fitness
+# initial: the random candidates' fitness (METHOD.md 4 A); gate: the short run every child (and
+# every re-scored candidate) must pass before its main run; main: the population's fitness (4 B).
+STAGES = ("initial", "gate", "main")
+REQUIRED_STAGES = ("initial", "main")
+SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take this range
 
 
 class StageProfile(BaseModel):
-    """The evaluation profile a stage trains with, by name, with field overrides."""
+    """The evaluation profile a stage trains with: a built-in profile's name, or the profile
+    itself inline (a profile file named in a config is embedded when the config is loaded, so
+    the run never depends on a file of one machine), with field overrides."""
 
     model_config = ConfigDict(extra="forbid")
 
-    profile: str
+    profile: str | dict
     overrides: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
@@ -34,56 +43,92 @@ class SearchConfig(CanonicalModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["nlfs.search/v1"] = CONFIG_FORMAT
-    population: int = Field(100, ge=2, le=10_000)
-    tournament: int = Field(20, ge=1, le=10_000)  # drawn with replacement
-    initial_candidates: int = Field(1000, ge=1, le=100_000)
-    budget: int = Field(4000, ge=0, le=10_000_000)  # children
-    batch_size: int = Field(1, ge=1, le=10_000)  # children per controller step; 1 = sequential
-    initial_batch_size: int = Field(64, ge=1, le=100_000)  # our choice: fan-out width of init
-    max_mutation_attempts: int = Field(2500, ge=1)
-    max_remutations: int = Field(7, ge=0)
-    hall_of_fame: int = Field(25, ge=1, le=1000)  # our choice: best-ever members kept in state
-    seed: int = 0
-    stages: dict[Literal["initial", "main"], StageProfile] = Field(
+    format: Literal["nlfs.search/v2"] = CONFIG_FORMAT
+    population: StrictInt = Field(100, ge=2, le=10_000)
+    tournament: StrictInt = Field(20, ge=1, le=10_000)  # drawn with replacement
+    initial_candidates: StrictInt = Field(1000, ge=1, le=100_000)
+    budget: StrictInt = Field(4000, ge=0, le=10_000_000)  # children
+    batch_size: StrictInt = Field(1, ge=1, le=10_000)  # children per controller step; 1 = sequential
+    initial_batch_size: StrictInt = Field(64, ge=1, le=100_000)  # our choice: fan-out width of init
+    max_mutation_attempts: StrictInt = Field(2500, ge=1, le=1_000_000)
+    max_trainings: StrictInt = Field(7, ge=1, le=1000)  # per child: gate failures re-mutate until this
+    hall_of_fame: StrictInt = Field(25, ge=1, le=1000)  # our choice: best-ever members kept in state
+    seed: StrictInt = Field(0, ge=0, le=SEED_MAX)
+    stages: dict[Literal["initial", "gate", "main"], StageProfile] = Field(
         default_factory=lambda: {"initial": StageProfile(profile="prefilter"),
+                                 "gate": StageProfile(profile="surrogate-gate"),
                                  "main": StageProfile(profile="surrogate")})
 
     @model_validator(mode="after")
     def _consistent(self) -> "SearchConfig":
-        if set(self.stages) != set(STAGES):
-            raise ValueError(f"stages must name exactly {', '.join(STAGES)}")
+        missing = [s for s in REQUIRED_STAGES if s not in self.stages]
+        if missing:
+            raise ValueError(f"stages must name {', '.join(REQUIRED_STAGES)} (and may name gate); "
+                             f"missing: {', '.join(missing)}")
         if self.initial_candidates < self.population:
             raise ValueError("initial_candidates must be at least population")
         return self
 
     @property
-    def total_evaluations(self) -> int:
-        """Trainings a complete run performs at most: candidates, re-scoring, children."""
-        return self.initial_candidates + self.population + self.budget
+    def gated(self) -> bool:
+        return "gate" in self.stages
 
+    @property
+    def total_evaluations(self) -> int:
+        """Main and initial trainings a complete run performs when no child is re-mutated."""
+        return self.initial_candidates + self.population + self.budget
 
 
 def parse_config(text: str | bytes, source: str = "config") -> SearchConfig:
     """Validate YAML text; NlfsError names the first field at fault."""
-    return validate(SearchConfig, read_yaml_mapping(text, source, "search config"), source, "config")
+    data = read_yaml_mapping(text, source, "search config")
+    if data.get("format") == "nlfs.search/v1":
+        raise NlfsError(f"{source}: an nlfs.search/v1 config (before the gate stage); this nlfs "
+                        f"reads {CONFIG_FORMAT}: start a new run with a current config")
+    return validate(SearchConfig, data, source, "config")
 
 
 def builtin_names() -> list[str]:
     return sorted(p.stem for p in _BUILTIN.glob("*.yaml"))
 
 
-def load_config(name_or_path: str) -> SearchConfig:
-    """A built-in config by name (`default`, `paper`) or a YAML file."""
-    path = Path(name_or_path)
+def _read(path: Path, shown: str) -> bytes:
     if not path.is_file():
+        raise NlfsError(f"{shown}: not a regular file")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise NlfsError(f"{shown}: cannot read: {err.strerror}") from None
+
+
+def _embed_profile_files(data: dict, folder: Path, source: str) -> None:
+    """Replace each stage's profile *file* (a .yaml path, relative to the config's folder) by
+    its content, so the stored config is self-contained."""
+    stages = data.get("stages")
+    if not isinstance(stages, dict):
+        return
+    for stage, entry in stages.items():
+        name = entry.get("profile") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name.endswith((".yaml", ".yml")):
+            path = Path(name) if Path(name).is_absolute() else folder / name
+            _read(path, f"{source}: stages.{stage}.profile {name}")  # a regular, readable file
+            try:
+                entry["profile"] = profile_mapping(str(path))
+            except NlfsError as err:
+                raise NlfsError(f"{source}: stages.{stage}.profile: {err}") from None
+
+
+def load_config(name_or_path: str) -> SearchConfig:
+    """A built-in config by name (`default`, `paper`, ...) or a YAML file."""
+    path = Path(name_or_path)
+    if not path.exists():
         builtin = _BUILTIN / f"{name_or_path}.yaml"
         if not builtin.is_file():
             raise NlfsError(f"no config file or built-in config {name_or_path!r} "
                             f"(built-in: {', '.join(builtin_names())})")
         path = builtin
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise NlfsError(f"{name_or_path}: cannot read: {err.strerror}") from None
-    return parse_config(text, source=str(name_or_path))
+    data = read_yaml_mapping(_read(path, str(name_or_path)), str(name_or_path), "search config")
+    _embed_profile_files(data, path.parent, str(name_or_path))
+    if data.get("format") == "nlfs.search/v1":
+        return parse_config(b"format: nlfs.search/v1", source=str(name_or_path))
+    return validate(SearchConfig, data, str(name_or_path), "config")

@@ -17,14 +17,19 @@ import numpy as np
 from nlfs.errors import NlfsError
 from nlfs.evolution.config import SearchConfig
 from nlfs.evolution.population import Outcome, advance, start
+from nlfs.evolution.stages import stage_profile, stage_profiles
 from nlfs.evolution.state import Batch, Slot, State
 from nlfs.genome.graph import Genome
 from nlfs.genome.integrity import phenotype, probe_curve
+from nlfs.result import ResultRecord
 from nlfs.runs import Run
 from nlfs.store import ConflictError, NotFoundError, layout
 
 log = logging.getLogger("nlfs.controller")
 MAX_CAS_RETRIES = 50
+# A genome handed out this many times with no result is lost: its pods already had their
+# retries (workflows/nlfs-evaluate.yaml), so a third hand-out would fail the same way.
+MAX_HANDOUTS = 2
 
 
 @dataclass
@@ -50,7 +55,12 @@ class StepResult:
 
 
 def init_run(run: Run, config: SearchConfig) -> bool:
-    """Store the config once. True if this call created the run; the same config again is a no-op."""
+    """Store the config once. True if this call created the run; the same config again is a no-op.
+
+    The whole run is validated first (every stage's profile resolves, every override applies and
+    is in range), so a config that could never train is refused before anything is stored.
+    """
+    stage_profiles(config)
     text = config.to_yaml().encode()
     if run.store.put_if_absent(layout.config_key(), text):
         return True
@@ -68,8 +78,16 @@ def fingerprint(genome: Genome) -> str:
     return hashlib.sha256(rounded.astype("<f8").tobytes()).hexdigest()[:16]
 
 
-def step(run: Run) -> StepResult:
-    """Advance the run by at most one batch; returns what remains to evaluate."""
+def step(run: Run, *, max_genomes: int | None = None, max_failed: int | None = None) -> StepResult:
+    """Advance the run by at most one batch; returns what remains to evaluate (at most
+    `max_genomes` genomes: the rest are handed out by the next step).
+
+    With `max_failed` (the Argo workflow passes it), a step counts the times it hands each genome
+    out: a genome handed out MAX_HANDOUTS times without a result appearing is recorded as a
+    failed evaluation and the search goes on; a run that has lost more than `max_failed`
+    evaluations so stops with a one-line error. Without it, a step never writes unless it folds,
+    so stepping by hand to look at the pending work changes nothing.
+    """
     config = run.config
     for _ in range(MAX_CAS_RETRIES):
         state, etag = run.read_state()
@@ -80,35 +98,102 @@ def step(run: Run) -> StepResult:
         elif state.config_hash != config.hash:
             raise NlfsError(f"{run.uri}: state.json belongs to another config "
                             f"({state.config_hash}, config is {config.hash})")
+        _check_budget(run, state, max_failed)
         outcomes: dict[str, Outcome] = {}
         if state.pending is not None:
             missing = []
             for slot in state.pending.slots:
                 record = run.result(state.pending.stage, slot.id)
                 if record is None:
-                    missing.append(slot.id)
+                    missing.append(slot)
                 else:
-                    outcomes[slot.id] = Outcome(record.status, record.fitness, record.usable)
+                    outcomes[slot.id] = Outcome(record.status, record.fitness)
+            if missing and max_failed is None:
+                ids = [s.id for s in missing][:max_genomes]
+                return StepResult(state.pending.index, state.pending.stage, ids, False, state)
             if missing:
-                return StepResult(state.pending.index, state.pending.stage, missing, False, state)
+                state = state.model_copy(deep=True)
+                handout = _count_handouts(run, config, state, missing, outcomes, max_genomes)
+                if handout or state.counters.lost > max_failed:
+                    # Commit the count before anything else, so a resubmitted run knows it.
+                    if not _swap(run, state, etag):
+                        continue
+                    _check_budget(run, state, max_failed)
+                    return StepResult(state.pending.index, state.pending.stage, handout, False, state)
         elif state.done:
             return StepResult(None, None, [], True, state)
         new = advance(state, config, outcomes)
         if new.pending is not None:
             _prepare(run, new.pending)
-        try:
-            run.store.compare_and_swap(layout.state_key(), new.to_json().encode(), etag)
-        except ConflictError:
+            todo = [s for s in new.pending.slots if not s.reused_from][:max_genomes]
+            if max_failed is not None:
+                for slot in todo:
+                    slot.handouts += 1
+        if not _swap(run, new, etag):
             continue  # another controller moved first: look again
         if new.pending is None:
             return StepResult(None, None, [], new.done, new)
-        todo = [s.id for s in new.pending.slots if not s.reused_from]
         if not todo:
             continue  # everything was reused: fold it at once
         log.info("batch %d (%s, %s): %d to evaluate, %d reused", new.pending.index,
-                 new.pending.phase, new.pending.stage, len(todo), len(new.pending.slots) - len(todo))
-        return StepResult(new.pending.index, new.pending.stage, todo, False, new)
+                 new.pending.phase, new.pending.stage, len(todo),
+                 sum(1 for s in new.pending.slots if s.reused_from))
+        return StepResult(new.pending.index, new.pending.stage, [s.id for s in todo], False, new)
     raise NlfsError(f"{run.uri}: state.json kept changing under {MAX_CAS_RETRIES} attempts")
+
+
+def _swap(run: Run, state: State, etag: str | None) -> bool:
+    """Compare-and-swap the state; False if another controller wrote it first."""
+    try:
+        run.store.compare_and_swap(layout.state_key(), state.to_json().encode(), etag)
+    except ConflictError:
+        return False
+    return True
+
+
+def _check_budget(run: Run, state: State, max_failed: int | None) -> None:
+    lost = state.counters.lost
+    if max_failed is not None and lost > max_failed:
+        raise NlfsError(f"failure budget exhausted: {lost} evaluations of {run.uri} produced no result "
+                        f"after {MAX_HANDOUTS} hand-outs each (budget {max_failed}); see their "
+                        f"results/<stage>/<id>.json records, fix the cause, and resubmit with a larger budget")
+
+
+def _count_handouts(run: Run, config: SearchConfig, state: State, missing: list[Slot],
+                    outcomes: dict[str, Outcome], max_genomes: int | None) -> list[str]:
+    """In `state` (a copy): record as failed the missing genomes handed out MAX_HANDOUTS times
+    (adding their outcomes), and count one more hand-out for those handed out now (returned)."""
+    handout: list[str] = []
+    stage = state.pending.stage
+    for slot in state.pending.slots:
+        if slot.id not in {m.id for m in missing}:
+            continue
+        if slot.handouts >= MAX_HANDOUTS:
+            record = _lost_record(run, config, stage, slot)
+            outcomes[slot.id] = Outcome(record.status, record.fitness)
+            state.counters.lost += 1
+            log.warning("genome %s: no %s result after %d hand-outs; recorded as failed",
+                        slot.id, stage, slot.handouts)
+        elif max_genomes is None or len(handout) < max_genomes:
+            slot.handouts += 1
+            handout.append(slot.id)
+    return handout
+
+
+def _lost_record(run: Run, config: SearchConfig, stage: str, slot: Slot) -> ResultRecord:
+    """Write (create-only) the `failed` record of a genome whose evaluations never reported."""
+    profile = stage_profile(config, stage)
+    record = ResultRecord(
+        genome_id=slot.id, stage=stage, profile=profile.name, profile_hash=profile.hash, status="failed",
+        reason=f"no result after {slot.handouts} hand-outs: every evaluation of it failed "
+               f"(pods killed, evicted or crashing)")
+    if run.put_result(record):
+        return record
+    theirs = run.result(stage, slot.id)
+    if theirs is None:
+        raise NlfsError(f"{run.uri}/{layout.result_key(stage, slot.id)} can be neither created nor read "
+                        f"(is something else stored under that key?); remove it to let the search go on")
+    return theirs
 
 
 def _prepare(run: Run, batch: Batch) -> None:
@@ -123,8 +208,11 @@ def _prepare(run: Run, batch: Batch) -> None:
 
 def _reuse(run: Run, stage: str, slot: Slot, genome: Genome) -> str | None:
     """The id whose result this child reuses, if an equivalent genome was evaluated before."""
-    if run.result(stage, slot.id) is not None:
-        return slot.id  # the very same function came back: its result stands
+    existing = run.result(stage, slot.id)
+    if existing is not None:
+        # The very same function came back and its result stands; or a controller killed
+        # between preparing this batch and committing it already wrote the copy below.
+        return existing.reused_from or slot.id
     key = layout.fec_key(fingerprint(genome))
     if run.store.put_if_absent(key, json.dumps({"genome": slot.id}).encode()):
         return None

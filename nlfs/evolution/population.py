@@ -2,7 +2,17 @@
 
 `advance(state, config, outcomes)` folds the results of the pending batch and proposes the
 next one. No I/O and no clock: the same state, config and outcomes give the same next state,
-because every random draw comes from a generator seeded by (seed, purpose, batch, slot).
+because every random draw comes from a generator seeded by (seed, purpose, child, attempt).
+
+The authors' protocol (`GeneticAlgorithmRegularized` in loss_function_evolution.py):
+- `initialize`: random candidates scored by the initial stage; one whose run fails scores 0 and
+  stays a candidate. The best `population` are re-scored by the main fitness (gate, then main
+  run); one that fails it scores 0 and stays in the population.
+- `evolve`: per child, a tournament picks the parent; the child is mutated until it passes the
+  integrity check; only a failed training (its gate) re-mutates it, from the same parent, for at
+  most `max_trainings` trainings; a child that fails them all scores 0 and is not inserted; every
+  member ages by one per child either way, and an inserted child replaces the oldest (the worst
+  among equally old).
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ from nlfs.genome.integrity import KnownLosses, check
 from nlfs.genome.mutate import mutate, random_accepted
 
 _INITIAL, _CHILD = 1, 2  # rng stream tags
+# Result statuses that carry a fitness the search keeps; the others are failed trainings.
+SCORED = frozenset({"ok", "stopped", "diverged", "timeout"})
 
 
 @dataclass(frozen=True)
@@ -27,7 +39,16 @@ class Outcome:
 
     status: str
     fitness: float | None
-    usable: bool
+
+    @property
+    def scored(self) -> bool:
+        """The run reached a fitness (possibly stopped early by its floor, METHOD.md 3)."""
+        return self.status in SCORED and self.fitness is not None
+
+    @property
+    def score(self) -> float:
+        """The authors' number for it: the fitness, or 0 for a run that failed."""
+        return float(self.fitness) if self.scored else 0.0
 
 
 def rng_for(config: SearchConfig, *keys: int) -> np.random.Generator:
@@ -37,20 +58,23 @@ def rng_for(config: SearchConfig, *keys: int) -> np.random.Generator:
 # ---- initialisation -------------------------------------------------------------------------
 
 def random_candidates(config: SearchConfig, limit_attempts: int = 1000) -> list[Genome]:
-    """`initial_candidates` random genomes that pass the check, distinct by id and phenotype.
+    """`initial_candidates` random genomes that pass the check, each with the sign its check chose.
 
-    Each genome has the sign its check chose. Raises RuntimeError if the space yields too few
-    (it cannot at the method's sizes; the bound keeps a broken operator table from hanging).
+    As in the authors' `initialize`, the candidates are not tested against each other for
+    duplicates; they are distinct by content id only, because the store keys results by id.
+    Raises RuntimeError if the space yields too few (it cannot at the method's sizes; the
+    bound keeps a broken operator table from hanging).
     """
     wanted = config.initial_candidates
-    found = random_accepted(rng_for(config, _INITIAL), wanted, limit_attempts * wanted)
+    found = random_accepted(rng_for(config, _INITIAL), wanted, limit_attempts * wanted,
+                            distinct_phenotypes=False)
     if len(found) < wanted:
         raise RuntimeError("random generation yields too few valid genomes")
     return found
 
 
 def start(config: SearchConfig) -> State:
-    """The state of a new run: random candidates waiting for the cheap stage."""
+    """The state of a new run: random candidates waiting for the initial stage."""
     candidates = [Candidate(id=g.id, genome=g.to_dict()) for g in random_candidates(config)]
     return State(config_hash=config.hash, candidates=candidates)
 
@@ -69,7 +93,12 @@ def tournament(population: list[Member], size: int, rng: np.random.Generator) ->
 
 def make_child(parent: Genome, known: KnownLosses, rng: np.random.Generator,
                attempts: int) -> Genome | None:
-    """Mutate `parent` until the child passes every check, at most `attempts` times."""
+    """Mutate `parent` until the child passes every check, at most `attempts` times.
+
+    The child's sign is decided afresh by its own check (METHOD.md 7: the authors' child
+    inherits its parent's flip); None when no mutant passes (the authors train the last invalid
+    one; here it counts as a failed training).
+    """
     for _ in range(attempts):
         child = mutate(parent, rng)
         verdict = check(child, known)
@@ -106,42 +135,49 @@ def advance(state: State, config: SearchConfig, outcomes: Mapping[str, Outcome])
     return state
 
 
-def _count(state: State, outcome: Outcome) -> None:
+def _count(state: State, slot: Slot, outcome: Outcome) -> None:
     c = state.counters
     c.evaluations += 1
     c.statuses[outcome.status] = c.statuses.get(outcome.status, 0) + 1
+    if slot.reused_from:
+        c.reused += 1
+    elif outcome.status == "gate_failed":
+        c.gate_failures += 1
 
 
 def _fold(state: State, config: SearchConfig, batch: Batch,
           outcomes: Mapping[str, Outcome]) -> list[Slot]:
-    """Apply the outcomes in slot order; returns the failed children to re-mutate."""
+    """Apply the outcomes in slot order; returns the children whose training failed, to re-mutate."""
     retries: list[Slot] = []
     for slot in batch.slots:
         outcome = outcomes[slot.id]
-        _count(state, outcome)
-        if slot.reused_from:
-            state.counters.reused += 1
+        _count(state, slot, outcome)
         if batch.phase == "initial":
             cand = next(c for c in state.candidates if c.id == slot.id)
-            cand.scored = True
-            cand.fitness = outcome.fitness if outcome.usable else None
+            cand.scored, cand.fitness = True, outcome.score
         elif batch.phase == "rescore":
-            if outcome.usable:
-                member = Member(id=slot.id, birth=0, fitness=outcome.fitness, genome=slot.genome)
-                state.population.append(member)
-                state.top = remember(state.top, member, config.hall_of_fame)
-        elif outcome.usable:
-            member = Member(id=slot.id, birth=slot.child + 1, fitness=outcome.fitness, genome=slot.genome)
-            state.population = age(state.population, member, config.population)
+            member = Member(id=slot.id, birth=0, fitness=outcome.score, genome=slot.genome)
+            state.population.append(member)
             state.top = remember(state.top, member, config.hall_of_fame)
-            state.counters.children_done += 1
-        elif slot.attempt < config.max_remutations:
+        elif outcome.scored:
+            _close_child(state, config, slot, outcome.score)
+        elif slot.attempt + 1 < config.max_trainings:
             retries.append(slot)
         else:
-            # Discarded; the clock still advances (the child's number is used up).
-            state.counters.children_done += 1
-            state.counters.discarded += 1
+            _close_child(state, config, slot, 0.0)
     return retries
+
+
+def _close_child(state: State, config: SearchConfig, slot: Slot, fitness: float) -> None:
+    """The child's number is used up; it joins unless it scored 0 (the authors' `if f == 0`),
+    and the clock moves either way: every member is one child older."""
+    state.counters.children_done += 1
+    if fitness == 0.0:
+        state.counters.discarded += 1
+        return
+    member = Member(id=slot.id, birth=slot.child + 1, fitness=fitness, genome=slot.genome)
+    state.population = age(state.population, member, config.population)
+    state.top = remember(state.top, member, config.hall_of_fame)
 
 
 def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
@@ -149,24 +185,24 @@ def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
         if state.phase == "initial":
             if _open_next_candidates(state, config, "initial"):
                 return
-            ranked = sorted((c for c in state.candidates if c.fitness is not None),
-                            key=lambda c: (-c.fitness, c.id))
+            # Failed candidates scored 0 and stay in the ranking (ties: the lower id first).
+            ranked = sorted(state.candidates, key=lambda c: (-(c.fitness or 0.0), c.id))
             state.candidates = ranked[:config.population]
             state.phase, state.cursor = "rescore", 0
-            if not state.candidates:
-                state.phase = "done"  # no candidate learned anything: nothing to evolve
-                return
         elif state.phase == "rescore":
             if _open_next_candidates(state, config, "main"):
                 return
             state.candidates, state.cursor = [], 0
-            state.phase = "evolve" if state.population else "done"
+            state.phase = "evolve"
         elif state.phase == "evolve":
             slots = _children(state, config, retries)
+            retries = []
             if slots:
                 _open(state, "evolve", "main", slots)
                 return
-            state.phase = "done"
+            if state.counters.children_started >= config.budget:
+                state.phase = "done"
+                return
         else:
             return
 
@@ -186,7 +222,11 @@ def _open(state: State, phase: str, stage: str, slots: list[Slot]) -> None:
 
 
 def _children(state: State, config: SearchConfig, retries: list[Slot]) -> list[Slot]:
-    """Re-mutations of failed children first, then new children while the budget lasts."""
+    """Re-mutations of failed children first, then new children while the budget lasts.
+
+    A child for which no valid mutant turns up in `max_mutation_attempts` draws has used one of
+    its trainings without training (METHOD.md 7) and is drawn again at once from the same parent.
+    """
     known = KnownLosses(Genome.from_json(m.genome) for m in state.population)
     slots: list[Slot] = []
     plans: list[tuple[int, int, str, dict]] = [
@@ -197,11 +237,16 @@ def _children(state: State, config: SearchConfig, retries: list[Slot]) -> list[S
         parent = tournament(state.population, config.tournament, rng_for(config, _CHILD, child_no, 0))
         plans.append((child_no, 0, parent.id, parent.genome))
     for child_no, attempt, parent_id, parent_genome in plans:
-        if attempt:
-            state.counters.remutations += 1
-        rng = rng_for(config, _CHILD, child_no, attempt + 1)
-        child = make_child(Genome.from_json(parent_genome), known, rng, config.max_mutation_attempts)
-        if child is None:  # no valid mutant in 2500 tries: the child is lost, the clock moves
+        child = None
+        while child is None and attempt < config.max_trainings:
+            if attempt:
+                state.counters.remutations += 1
+            rng = rng_for(config, _CHILD, child_no, attempt + 1)
+            child = make_child(Genome.from_json(parent_genome), known, rng, config.max_mutation_attempts)
+            if child is None:
+                state.counters.mutation_failures += 1
+                attempt += 1
+        if child is None:  # every training used up without one valid mutant: the child scores 0
             state.counters.children_done += 1
             state.counters.discarded += 1
             continue

@@ -104,23 +104,30 @@ def _toggle(node: Node, options: list, rng: np.random.Generator) -> Node | None:
     return Node(str(rng.choice(BINARY_OPS)), ins)
 
 
-def random_accepted(rng: np.random.Generator, count: int, max_draws: int) -> list[Genome]:
+def random_accepted(rng: np.random.Generator, count: int, max_draws: int, *,
+                    distinct_phenotypes: bool = True) -> list[Genome]:
     """Up to `count` random genomes that pass the integrity check, each with the sign its check
-    chose, distinct by id and phenotype (each is checked against those before it).
+    chose, distinct by id, and by phenotype too when `distinct_phenotypes` (each is then checked
+    against those before it, as a mutant is against the population).
 
     Fewer come back only if `max_draws` draws run out; callers decide whether that is an error.
     """
     from nlfs.genome.integrity import KnownLosses, check
 
     known = KnownLosses()
+    ids: set[str] = set()
     found: list[Genome] = []
     for _ in range(max_draws):
         if len(found) == count:
             break
         genome = random_genome(rng)
-        verdict = check(genome, known)
+        verdict = check(genome, known if distinct_phenotypes else None)
         if verdict.accepted:
             genome = genome.with_sign(verdict.sign)
-            known.add(genome, verdict.phenotype)
+            if genome.id in ids:
+                continue
+            ids.add(genome.id)
+            if distinct_phenotypes:
+                known.add(genome, verdict.phenotype)
             found.append(genome)
     return found

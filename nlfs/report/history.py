@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nlfs.evolution.population import age
+from nlfs.evolution.population import Outcome, age
 from nlfs.evolution.state import Batch, Member, parse_model
 from nlfs.result import ResultRecord
 from nlfs.runs import Run
@@ -63,20 +63,22 @@ def events(batches: list[Batch], results: dict[tuple[str, str], ResultRecord]) -
 
 
 def population_over_time(evs: list[Event], size: int) -> list[PopulationPoint]:
-    """Replay the population: re-scored members join at birth 0, then each usable child ages it
-    (the oldest leaves; among equally old, the worst). One point after the re-scoring and one
-    per closed child (discarded children move the clock without changing the population)."""
+    """Replay the population: re-scored members join at birth 0 (at fitness 0 when their main
+    fitness failed), then each child with a fitness above 0 ages it (the oldest leaves; among
+    equally old, the worst). One point after the re-scoring and one per closed child (children
+    that scored 0 move the clock without changing the population)."""
     population: list[Member] = []
     points: list[PopulationPoint] = []
     children = 0
     for e in evs:
-        if e.phase == "rescore" and e.usable:
-            population.append(Member(id=e.genome, birth=0, fitness=e.fitness, genome={}))
+        score = Outcome(e.status or "failed", e.fitness).score
+        if e.phase == "rescore" and e.status is not None:
+            population.append(Member(id=e.genome, birth=0, fitness=score, genome={}))
         elif e.phase == "evolve" and e.status is not None:
             if not points and population:
                 points.append(PopulationPoint(0, tuple(m.fitness for m in population)))
-            if e.usable:
-                population = age(population, Member(id=e.genome, birth=e.child + 1, fitness=e.fitness, genome={}),
+            if score > 0.0:
+                population = age(population, Member(id=e.genome, birth=e.child + 1, fitness=score, genome={}),
                                  size)
             children = max(children, e.child + 1)
             if population:

@@ -106,7 +106,9 @@ def _page(summary: RunSummary, figs: list[figures.Figure], rankings: list[PhaseR
            f"{_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
            "<h2>Progress</h2><ul>",
            f"<li>search {'done' if p.done else _e(p.phase)}: {p.evaluations} of {p.budget} evaluations "
-           f"({p.reused} reused), {p.children} of {p.children_budget} children, {p.discarded} discarded</li>",
+           f"({p.reused} reused), {p.children} of {p.children_budget} children, {p.discarded} scored 0</li>",
+           f"<li>gate: {p.gate_failures} failed, saving {p.gate_failures} main-stage trainings; "
+           f"{p.remutations} re-mutations{f'; {p.lost} evaluations lost' if p.lost else ''}</li>",
            f"<li>results by status: {_e(', '.join(f'{k} {v}' for k, v in p.statuses.items()) or 'none')}</li>"]
     if summary.baseline is not None:
         out.append(f"<li>cross-entropy on the main profile ({_e(summary.baseline_profile)}): {summary.baseline:.4f}</li>")

@@ -44,7 +44,10 @@ class Progress(_Model):
     reused: int
     children: int
     children_budget: int
-    discarded: int
+    discarded: int  # children that scored 0 (every training failed) and were not inserted
+    remutations: int = 0  # re-mutations after a failed gate
+    gate_failures: int = 0  # failed gates: each saved a main-stage training
+    lost: int = 0  # evaluations recorded failed because no result came (failure budget)
     statuses: dict[str, int]  # every folded result by status
     failures: dict[str, int]  # the statuses other than ok
     protocol: str | None = None  # elimination/transfer progress, in words; None before it starts
@@ -87,7 +90,8 @@ def summarize(run: Run, top: int = 10) -> RunSummary:
     progress = Progress(
         phase=state.phase, done=state.done, evaluations=c.evaluations,
         budget=config.total_evaluations + c.remutations, reused=c.reused, children=c.children_done,
-        children_budget=config.budget, discarded=c.discarded, statuses=dict(sorted(c.statuses.items())),
+        children_budget=config.budget, discarded=c.discarded, remutations=c.remutations,
+        gate_failures=c.gate_failures, lost=c.lost, statuses=dict(sorted(c.statuses.items())),
         failures={k: v for k, v in sorted(c.statuses.items()) if k != "ok"}, protocol=protocol.words)
     return RunSummary(run=run.uri, baseline=None if baseline is None else baseline.fitness,
                       baseline_profile=None if baseline is None else baseline.profile,
@@ -153,7 +157,9 @@ def to_text(summary: RunSummary) -> str:
     p = summary.progress
     lines = [f"run {summary.run}: search {'done' if p.done else p.phase}, {p.evaluations}/{p.budget} "
              f"evaluations ({p.reused} reused), {p.children}/{p.children_budget} children, "
-             f"{p.discarded} discarded"]
+             f"{p.discarded} scored 0"]
+    lines.append(f"gate: {p.gate_failures} failed, saving {p.gate_failures} main-stage trainings; "
+                 f"{p.remutations} re-mutations" + (f"; {p.lost} evaluations lost" if p.lost else ""))
     failures = ", ".join(f"{k} {v}" for k, v in p.failures.items()) or "none"
     lines.append(f"failures by status: {failures}")
     if p.protocol:

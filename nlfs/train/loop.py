@@ -1,8 +1,9 @@
 """The training loop: one model, one loss, one profile -> per-epoch metrics and a status.
 
 Guards end a run with a status instead of an exception: NaN/Inf loss -> diverged (fitness = best
-validation accuracy before it), a missed accuracy floor -> rejected, the wall-clock limit ->
-timeout, any exception raised while training (typically from the loss) -> failed.
+validation accuracy before it), a `stop` floor -> stopped (fitness kept), a `fail` floor ->
+rejected, the wall-clock limit -> timeout, any exception raised while training (typically from
+the loss) -> failed.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Runtime:
 
 @dataclass
 class TrainOutcome:
-    status: str  # ok | diverged | rejected | failed | timeout
+    status: str  # ok | stopped | diverged | rejected | failed | timeout
     fitness: float | None  # best validation accuracy over finished epochs
     reason: str | None = None
     epochs: list[EpochMetrics] = field(default_factory=list)
@@ -129,20 +130,26 @@ def _accuracy_count(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == labels).sum()
 
 
-def _floor_breach(floors: list[FloorSpec], epochs: list[EpochMetrics], at_end: bool) -> str | None:
-    """The reason the run misses a floor now, or None."""
-    current = epochs[-1]
+def _stop_breach(floors: list[FloorSpec], index: int, metrics: EpochMetrics) -> str | None:
+    """Why a `stop` floor ends the stage after epoch `index` (0-based in its stage), or None."""
     for floor in floors:
-        if floor.when == "each_epoch" and not at_end and current.epoch >= floor.from_epoch:
-            value = getattr(current, floor.metric)
+        if floor.action == "stop" and index >= floor.from_epoch_index:
+            value = getattr(metrics, floor.metric)
             if value is not None and value < floor.min:
-                return f"{floor.metric} {value:.4f} below floor {floor.min} at epoch {current.epoch}"
-        if floor.when == "end" and at_end:
-            values = [getattr(e, floor.metric) for e in epochs if e.epoch >= floor.from_epoch]
-            best = max((v for v in values if v is not None), default=None)
-            if best is None or best < floor.min:
-                shown = "none" if best is None else f"{best:.4f}"
-                return f"best {floor.metric} {shown} below floor {floor.min}"
+                return f"{floor.metric} {value:.4f} below floor {floor.min} at epoch index {index}"
+    return None
+
+
+def _fail_breach(floors: list[FloorSpec], indexed: list[tuple[int, EpochMetrics]]) -> str | None:
+    """Why a `fail` floor fails the run, given every finished epoch with its index in its stage."""
+    for floor in floors:
+        if floor.action != "fail":
+            continue
+        values = [getattr(m, floor.metric) for i, m in indexed if i >= floor.from_epoch_index]
+        best = max((v for v in values if v is not None), default=None)
+        if best is None or best < floor.min:
+            shown = "none" if best is None else f"{best:.4f}"
+            return f"best {floor.metric} {shown} below floor {floor.min}"
     return None
 
 
@@ -224,7 +231,12 @@ def train(profile: Profile, data: DataSplit, loss_fn: LossFn, *, seed: int, runt
           log: Callable[[str], None] | None = None, label: str = "") -> TrainOutcome:
     """Train the profile's model on `data` (already on `runtime.device`) with `loss_fn`, called as
     loss_fn(logits [B, K] float32, target [B] int64 or [B, K] float32) -> scalar. Never raises
-    for what the loss does: that ends as a status in the outcome."""
+    for what the loss does: that ends as a status in the outcome.
+
+    Statuses: ok (every stage ran to its end); stopped (a `stop` floor cut a stage short, fitness
+    kept); diverged (non-finite loss, fitness of the epochs before it); timeout (wall clock);
+    rejected (a `fail` floor, checked however training ended: no fitness); failed (an exception).
+    """
     deadline = None if runtime.time_limit_s is None else time.monotonic() + runtime.time_limit_s
     trainer = _Trainer(profile, data, loss_fn, seed, runtime)
     plan = profile.stage_plan()
@@ -232,43 +244,52 @@ def train(profile: Profile, data: DataSplit, loss_fn: LossFn, *, seed: int, runt
     augments = [build_augmentation(profile.augment, magnitude=stage.magnitude,
                                    num_classes=data.num_classes, mean=data.mean) for stage in plan]
     outcome = TrainOutcome("ok", None)
+    indexed: list[tuple[int, EpochMetrics]] = []  # (epoch index within its stage, metrics)
+    stops: list[str] = []
     epoch = 0
     try:
-        for stage, augment in zip(plan, augments):
+        for stage_no, (stage, augment) in enumerate(zip(plan, augments)):
             set_dropout(trainer.model, stage.dropout)
             size = stage.image_size or profile.image_size
-            for _ in range(stage.epochs):
+            for index in range(stage.epochs):
                 epoch += 1
                 t0 = time.monotonic()
                 train_loss, train_acc, stop = trainer.train_epoch(augment, size, deadline)
                 if stop is _Diverged:
                     outcome.status, outcome.reason = "diverged", f"non-finite loss in epoch {epoch}"
-                    return _finish(outcome)
+                    return _finish(outcome, profile.floors, indexed)
                 val_loss, val_acc = trainer.validate(size)
                 metrics = EpochMetrics(epoch=epoch, train_loss=_finite_or_none(train_loss), train_accuracy=train_acc,
                                        val_loss=val_loss, val_accuracy=val_acc, seconds=round(time.monotonic() - t0, 4))
                 outcome.epochs.append(metrics)
+                indexed.append((index, metrics))
                 if log is not None:
                     log(f"genome {label} epoch {epoch} train_acc {train_acc:.4f} val_acc {val_acc:.4f} "
                         f"train_loss {train_loss:.4g} seconds {metrics.seconds:.2f}")
                 if stop is _Timeout:
                     outcome.status = "timeout"
                     outcome.reason = f"wall-clock limit {runtime.time_limit_s}s reached in epoch {epoch}"
-                    return _finish(outcome)
-                reason = _floor_breach(profile.floors, outcome.epochs, at_end=False)
+                    return _finish(outcome, profile.floors, indexed)
+                reason = _stop_breach(profile.floors, index, metrics)
                 if reason:
-                    outcome.status, outcome.reason = "rejected", reason
-                    return _finish(outcome)
-        reason = _floor_breach(profile.floors, outcome.epochs, at_end=True)
-        if reason:
-            outcome.status, outcome.reason = "rejected", reason
-        return _finish(outcome)
+                    stops.append(reason if len(plan) == 1 else f"stage {stage_no}: {reason}")
+                    break  # the authors' EpochCallback ends this fit; a next stage starts afresh
+        if stops:
+            outcome.status, outcome.reason = "stopped", "; ".join(stops)
+        return _finish(outcome, profile.floors, indexed)
     except Exception as err:  # noqa: BLE001 - any error while training is a status, not a crash
         return TrainOutcome("failed", None, _one_line(err), outcome.epochs)
 
 
-def _finish(outcome: TrainOutcome) -> TrainOutcome:
-    """Fitness = the best validation accuracy of the finished epochs (METHOD.md 4)."""
+def _finish(outcome: TrainOutcome, floors: list[FloorSpec],
+            indexed: list[tuple[int, EpochMetrics]]) -> TrainOutcome:
+    """Fitness = the best validation accuracy of the finished epochs (METHOD.md 4), unless a
+    `fail` floor rejects the run, however it ended."""
+    breach = _fail_breach(floors, indexed)
+    if breach:
+        why = breach if outcome.status == "ok" else f"{breach} ({outcome.status}: {outcome.reason})"
+        outcome.status, outcome.reason, outcome.fitness = "rejected", why, None
+        return outcome
     accuracies = [e.val_accuracy for e in outcome.epochs if e.val_accuracy is not None]
     outcome.fitness = max(accuracies) if accuracies else None
     return outcome

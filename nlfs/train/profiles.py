@@ -71,14 +71,21 @@ class ScheduleSpec(_Strict):
 
 
 class FloorSpec(_Strict):
-    """An accuracy floor: missing it ends the evaluation with status `rejected` (METHOD.md 3-5)."""
+    """An accuracy floor (METHOD.md 3-5; the authors' `EpochCallback` and their fitness functions'
+    `return None` tests). Epochs are counted from 0 within each stage, as Keras counts them.
+
+    stop: at the end of each epoch whose index is >= `from_epoch_index`, stop training the stage
+      when the metric is below `min` (the authors' `EpochCallback(threshold, epoch)`); the run keeps
+      the fitness it reached, with status `stopped`. A multi-stage run goes on with its next stage.
+    fail: after training, however it ended, the run fails (status `rejected`, no fitness) when the
+      best metric over epochs with index >= `from_epoch_index` is below `min` (the authors'
+      `if np.nanmax(history.history['accuracy']) < threshold: return None`).
+    """
 
     metric: Literal["train_accuracy", "val_accuracy"] = "train_accuracy"
     min: float
-    from_epoch: int = 1  # 1-based: the first epoch the floor applies to
-    when: Literal["each_epoch", "end"] = "each_epoch"
-    # each_epoch: stop at the first epoch >= from_epoch whose metric is below `min` (early stop);
-    # end: after training, reject when the best metric over epochs >= from_epoch is below `min`.
+    from_epoch_index: int = 0
+    action: Literal["stop", "fail"] = "stop"
 
 
 class StageSpec(_Strict):
@@ -192,6 +199,12 @@ def _raw_profile(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
     return merged
 
 
+def profile_mapping(name_or_path: str) -> dict:
+    """A profile's whole mapping, `base:` inheritance resolved: what embedding a profile file
+    into a run's config stores, so that the run never reads a file of one machine again."""
+    return _raw_profile(name_or_path)
+
+
 def _deep_merge(base: dict, top: dict) -> dict:
     out = dict(base)
     for key, value in top.items():
@@ -206,6 +219,11 @@ def load_profile(name_or_path: str, overrides: dict[str, str] | None = None) -> 
     """A built-in profile by name (`tiny`, `surrogate`, ...) or a YAML file, with `key=value`
     overrides applied field by field (values are YAML scalars; nested keys use dots)."""
     profile = validate(Profile, _raw_profile(name_or_path), f"profile {name_or_path}", "profile")
+    return apply_overrides(profile, overrides or {}, source=f"profile {name_or_path}")
+
+
+def apply_overrides(profile: Profile, overrides: dict[str, str], source: str) -> Profile:
+    """`profile` with dotted `key=value` overrides applied, validated again as a whole."""
     if not overrides:
         return profile
     data = profile.model_dump(mode="json")
@@ -213,7 +231,7 @@ def load_profile(name_or_path: str, overrides: dict[str, str] | None = None) -> 
         set_dotted(data, key, raw, lambda detail, key=key: f"unknown profile key {key!r}{detail}")
     if data["stages"] and "epochs" not in overrides:
         data["epochs"] = None  # derived from the stages again, which an override may have changed
-    return validate(Profile, data, f"profile {name_or_path} with --set", "profile")
+    return validate(Profile, data, f"{source} with --set", "profile")
 
 
 def profile_from_dict(data: dict, source: str = "profile") -> Profile:

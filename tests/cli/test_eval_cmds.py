@@ -117,7 +117,7 @@ def test_run_mode_unknown_genome_or_stage_exits_2(capsys, tmp_path):
     store = open_store(str(tmp_path / "run"))
     _init_run(store)
     code, _, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", "0123456789abcdef")
-    assert code == 2 and "not in" in err
+    assert code == 2 and "no genome 0123456789abcdef" in err
     code, _, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "other", "--genome", Genome.from_json(CE).id)
     assert code == 2 and "stage 'other'" in err
     code, _, err = run(capsys, "evaluate", "--run", str(tmp_path / "empty"), "--stage", "main", "--genome",
@@ -137,3 +137,62 @@ def test_run_mode_checks_every_genome_before_training_any(capsys, tmp_path):
                          "--genome", broken_id)
     assert code == 2 and out == "" and broken_id in err and len(err.strip().splitlines()) == 1
     assert not store.exists(layout.result_key("main", good))
+
+
+def _init_gated_run(store) -> None:
+    from nlfs.evolution.config import SearchConfig, StageProfile
+
+    config = SearchConfig(population=2, tournament=1, initial_candidates=2, budget=0,
+                          stages={"initial": StageProfile(profile="tiny-prefilter", overrides={"epochs": 1}),
+                                  "gate": StageProfile(profile="tiny-gate"),
+                                  "main": StageProfile(profile="tiny", overrides={"epochs": 1})})
+    store.put(layout.config_key(), config.to_yaml().encode())
+    for genome in (CE, FLAT):
+        store.put(layout.genome_key(Genome.from_json(genome).id), json.dumps(genome).encode())
+
+
+def test_the_main_stage_of_a_gated_run_trains_the_gate_first_and_only_passers_further(capsys, store):
+    _init_gated_run(store)
+    ce, flat = Genome.from_json(CE).id, Genome.from_json(FLAT).id
+    code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce, "--genome", flat)
+    assert code == 0
+    records = {r.genome_id: r for r in map(ResultRecord.from_json, out.splitlines())}
+    gate = {g: ResultRecord.from_json(store.get(layout.result_key("gate", g)).data) for g in (ce, flat)}
+    assert gate[ce].status == "ok" and gate[ce].profile == "tiny-gate" and len(gate[ce].epochs) == 2
+    assert records[ce].status == "ok" and records[ce].profile == "tiny" and len(records[ce].epochs) == 1
+    assert gate[flat].status == "rejected"
+    assert records[flat].status == "gate_failed" and records[flat].fitness is None and not records[flat].epochs
+    assert "gate (tiny-gate) rejected" in records[flat].reason
+    assert f"genome {flat} gate rejected" in err
+
+
+def test_a_retried_pod_reuses_the_stored_gate_result(capsys, store):
+    _init_gated_run(store)
+    ce = Genome.from_json(CE).id
+    run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce)
+    gate_before = store.get(layout.result_key("gate", ce)).data
+    store.delete(layout.result_key("main", ce))  # the pod died after its gate, before its main result
+    code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce)
+    assert code == 0 and ResultRecord.from_json(out).status == "ok"
+    assert store.get(layout.result_key("gate", ce)).data == gate_before
+    assert "epoch 1 train_acc" in err and err.count("train_acc") == 1  # only the main run trained
+
+
+def test_a_genome_file_that_does_not_match_its_id_is_never_trained(capsys, store):
+    _init_run(store)
+    ce, flat = Genome.from_json(CE).id, Genome.from_json(FLAT).id
+    store.put(layout.genome_key(flat), json.dumps(CE).encode())  # a planted file under FLAT's id
+    code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", flat)
+    assert code == 2 and out == "" and "corrupt" in err and len(err.strip().splitlines()) == 1
+    assert not store.exists(layout.result_key("main", flat))
+
+
+def test_a_result_key_that_can_be_neither_read_nor_created_is_an_error_not_a_silent_success(capsys, tmp_path):
+    from nlfs.store import open_store
+
+    store = open_store(str(tmp_path / "run"))
+    _init_run(store)
+    ce = Genome.from_json(CE).id
+    (tmp_path / "run" / "results" / "main" / f"{ce}.json").mkdir(parents=True)  # a directory at the key
+    code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce, "--quiet")
+    assert code == 2 and "can be neither created nor read" in err and len(err.strip().splitlines()) == 1

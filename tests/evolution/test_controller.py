@@ -163,3 +163,108 @@ def test_workers_bound_what_one_step_hands_out_and_the_next_step_hands_out_the_r
         run.put_result(_record("initial", gid))
     again = step(run)
     assert again.batch == outcome.batch and again.genomes == outcome.genomes[3:]
+
+
+def _to_phase(run, phase):
+    outcome = step(run)
+    while run.read_state()[0].pending.phase != phase:
+        _finish(run, outcome)
+        outcome = step(run)
+    return outcome
+
+
+def test_without_a_failure_budget_a_repeated_step_writes_nothing(store):
+    run = _new_run(store)
+    first = step(run)
+    etag = store.get(layout.state_key()).etag
+    for _ in range(4):
+        assert step(run).genomes == first.genomes
+    assert store.get(layout.state_key()).etag == etag
+
+
+def test_a_genome_handed_out_twice_without_a_result_is_recorded_failed_and_the_search_goes_on(store):
+    run = _new_run(store)
+    outcome = _to_phase(run, "evolve")
+    lost = outcome.genomes[0]
+    assert step(run, max_failed=5).genomes == outcome.genomes  # hand-out 1
+    for gid in outcome.genomes[1:]:
+        run.put_result(_record("main", gid))
+    assert step(run, max_failed=5).genomes == [lost]  # hand-out 2: its pods failed once
+    nxt = step(run, max_failed=5)  # still nothing: recorded as failed, the batch folds
+    record = run.result("main", lost)
+    assert record.status == "failed" and "hand-outs" in record.reason
+    state = run.read_state()[0]
+    assert state.counters.lost == 1 and state.counters.statuses["failed"] == 1
+    # A failed training re-mutates the child: its retry is in the next batch.
+    assert any(s.attempt == 1 for s in state.pending.slots) and nxt.genomes
+
+
+def test_past_the_failure_budget_the_step_stops_with_one_line_and_a_readable_state(store):
+    run = _new_run(store)
+    _to_phase(run, "evolve")
+    for _ in range(2):  # two hand-outs, and no pod ever reports
+        step(run, max_failed=0)
+    with pytest.raises(NlfsError) as err:
+        step(run, max_failed=0)
+    assert "failure budget exhausted: 2 evaluations" in str(err.value) and "\n" not in str(err.value)
+    state, _ = run.read_state()
+    assert state.counters.lost == 2
+    # Resubmitted with a larger budget, the search goes on from the same state.
+    assert step(run, max_failed=10).genomes
+
+
+def test_workers_and_handouts_count_only_the_genomes_handed_out(store):
+    run = _new_run(store, initial_batch_size=8)
+    first = step(run, max_genomes=3, max_failed=5)
+    assert len(first.genomes) == 3
+    counts = {s.id: s.handouts for s in run.read_state()[0].pending.slots}
+    assert sorted(counts.values()) == [0] * 5 + [1] * 3
+    second = step(run, max_genomes=3, max_failed=5)
+    assert second.genomes == first.genomes  # missing still, handed out again, first come first
+
+
+def test_a_rerun_after_a_kill_between_prepare_and_commit_reuses_from_the_first_genome(tmp_path):
+    run = _new_run(open_store(str(tmp_path / "run")))
+    _to_phase(run, "evolve")
+    state = run.read_state()[0]
+    child = Genome.from_json(state.pending.slots[0].genome)
+    twin = "f" * 16
+    run.put_result(_record("main", twin, 0.77))
+    run.store.put(layout.fec_key(fingerprint(child)), json.dumps({"genome": twin}).encode())
+    from nlfs.evolution.controller import _reuse
+
+    slot = state.pending.slots[0].model_copy(update={"id": "e" * 16})
+    assert _reuse(run, "main", slot, child) == twin
+    # The killed controller wrote the copy; the step that runs again finds it.
+    assert _reuse(run, "main", slot, child) == twin
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ({"pending": {"index": 0, "phase": "initial", "stage": "initial",
+                  "slots": [{"id": "0123456789abcdef", "genome": {}}]}, "next_batch": 1},
+     "not among the candidates"),
+    ({"counters": {"evaluations": -1}}, "counters.evaluations"),
+    ({"population": [{"id": "0123456789abcdef", "birth": 0, "fitness": 2.0, "genome": {}}],
+      "phase": "evolve"}, "fitness"),
+])
+def test_a_damaged_state_is_a_named_error_when_read(store, bad, fragment):
+    run = _new_run(store)
+    step(run)
+    state = json.loads(store.get(layout.state_key()).data)
+    state.update(bad)
+    text = json.dumps(state).encode()
+    store.put(layout.state_key(), text)
+    with pytest.raises(NlfsError) as err:
+        step(run)
+    assert "state.json is corrupt" in str(err.value) and fragment in str(err.value)
+    assert store.get(layout.state_key()).data == text
+
+
+def test_init_refuses_a_config_that_could_never_train_and_stores_nothing(store):
+    from nlfs.evolution.config import StageProfile
+
+    stages = dict(fast_config().stages)
+    stages["gate"] = StageProfile(profile="tiny-gate", overrides={"epochs": -3})
+    with pytest.raises(NlfsError, match="stages.gate"):
+        init_run(Run(store), fast_config(stages=stages))
+    assert store.list() == []

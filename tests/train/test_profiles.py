@@ -21,11 +21,13 @@ def test_tiny_profile_is_digits_on_one_cpu_thread():
     assert (p.dataset.name, p.model.name, p.runtime.device, p.runtime.threads) == ("digits", "tiny_cnn", "cpu", 1)
 
 
-def test_prefilter_inherits_tiny_and_adds_a_floor():
-    tiny, pre = load_profile("tiny"), load_profile("tiny-prefilter")
-    assert pre.dataset == tiny.dataset and pre.model == tiny.model
-    assert pre.epochs < tiny.epochs and pre.floors
-    assert pre.hash != tiny.hash
+def test_tiny_stages_inherit_tiny_with_the_paper_floors_at_tiny_scale():
+    tiny, pre, gate = load_profile("tiny"), load_profile("tiny-prefilter"), load_profile("tiny-gate")
+    assert pre.dataset == tiny.dataset == gate.dataset and pre.model == tiny.model == gate.model
+    assert pre.epochs == tiny.epochs > gate.epochs
+    assert [(f.action, f.min) for f in pre.floors] == [("stop", 0.35), ("fail", 0.35)]
+    assert [(f.action, f.min) for f in gate.floors] == [("fail", 0.35)]
+    assert len({pre.hash, tiny.hash, gate.hash}) == 3
 
 
 def test_override_nested_key_parses_yaml_scalar_and_changes_hash():
