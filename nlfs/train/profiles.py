@@ -80,7 +80,7 @@ class ScheduleSpec(_Strict):
     warmup_steps: int = Field(0, ge=0)  # linear warm-up from 0 to the peak lr, then cosine to 0
     total_steps: int | None = Field(None, gt=0)  # length the schedule is defined over, counted across
     # all stages of a run; None = the run's steps
-    offset: float = 0.0  # added to every step's lr: the authors' WarmupCosineDecay callback adds 1e-7
+    offset: float = 0.0  # warmup_cosine: added to every step's lr (the authors' WarmupCosineDecay adds 1e-7)
 
 
 class LossSpec(_Strict):
