@@ -16,16 +16,21 @@ import torch
 from torch import nn
 
 from nlfs.result import ResultRecord
-from nlfs.train.profiles import Profile
+from nlfs.train.profiles import LossSpec, Profile
 
 
+def resolve_loss(loss, spec: LossSpec | None = None) -> tuple[nn.Module, str, str]:
+    """(module, text for people, default genome id) of a Genome, a loss name/path or a module.
 
-def resolve_loss(loss) -> tuple[nn.Module, str, str]:
-    """(module, text for people, default genome id) of a Genome, a loss name/path or a module."""
+    A genome (also one named by the registry) is compiled as the profile's `loss` section says
+    (`spec`; None = its defaults); a module, or a module-only registry loss, computes its own.
+    """
     from nlfs.genome import Genome, compile_genome, infix
 
+    spec = spec or LossSpec()
+    options = {"inputs": spec.inputs, "fuse_cross_entropy": spec.fuse_cross_entropy}
     if isinstance(loss, Genome):
-        return compile_genome(loss), infix(loss), loss.id
+        return compile_genome(loss, **options), infix(loss), loss.id
     if isinstance(loss, str):
         from nlfs import losses
 
@@ -33,7 +38,7 @@ def resolve_loss(loss) -> tuple[nn.Module, str, str]:
             genome = losses.get_genome(loss)
         except Exception:  # a module-only loss, or unknown: load_loss says which
             return losses.load_loss(loss), loss, loss
-        return compile_genome(genome), loss, genome.id
+        return compile_genome(genome, **options), loss, genome.id
     if isinstance(loss, nn.Module):
         name = type(loss).__name__
         return loss, name, name
@@ -68,7 +73,7 @@ def evaluate(loss, profile: Profile, *, genome_id: str | None = None, stage: str
     from nlfs.train.loop import Runtime, train
 
     started = time.monotonic()
-    module, text, default_id = resolve_loss(loss)
+    module, text, default_id = resolve_loss(loss, profile.loss)
     genome_id = genome_id or default_id
     seed = profile.seed if seed is None else seed
     configure_threads(profile)

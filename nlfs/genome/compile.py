@@ -1,8 +1,8 @@
 """Genome -> PyTorch: a loss module that is a drop-in for `nn.CrossEntropyLoss`.
 
 The active graph is flattened once into a straight-line program over the tensor leaves
-(y, p, log p) and scalar constants (`nlfs.genome.program`), so a call costs the operators
-and little else.
+(y, p, and log p where log(p) reads log_softmax) and scalar constants (`nlfs.genome.program`),
+so a call costs the operators and little else.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
+INPUTS = ("log_softmax", "probabilities")
+
+
 class GenomeLoss(nn.Module):
     """loss(logits [B, C], target [B] int or [B, C] probs) -> scalar, like nn.CrossEntropyLoss.
 
@@ -64,16 +67,27 @@ class GenomeLoss(nn.Module):
     y * (1 - ls) + ls / C; the loss is sign * mean over the batch of the sum over classes of t.
     Computed in float32 even under autocast, since guards like eps = 1e-7 vanish in bf16.
 
-    `fuse_cross_entropy`: a genome whose t is y * log(p) is -sign * F.cross_entropy (with the
-    same smoothing) exactly, and then runs as that fused kernel pair instead of building the
-    one-hot labels, multiplying and summing. The cross-entropy and label-smoothing baselines
-    so train at F.cross_entropy's speed; False keeps the general program (for comparison).
+    `inputs` says what log(p) and log10(p) read:
+    - "log_softmax" (default): log_softmax of the logits, exact and never -inf, so the guard's
+      eps / p error never enters and cross-entropy is F.cross_entropy's value and gradient;
+    - "probabilities": the operators receive p itself, so log(p) is ln(|p| + 1e-7) exactly as
+      the operator table says, as the authors train: their model ends in softmax and their loss
+      (loss_function_evolution.py `Loss.call`) reads its output (METHOD.md 4).
+
+    `fuse_cross_entropy`: a genome whose t is y * log(p) runs as -sign * F.cross_entropy (with
+    the same smoothing) instead of building the one-hot labels, multiplying and summing: the
+    same numbers as the log_softmax program, at F.cross_entropy's speed. With "probabilities" it
+    gives Keras' CategoricalCrossentropy on a softmax output (which reads the cached logits),
+    the authors' cross-entropy baseline, rather than the guarded program. False keeps the
+    general program for every genome.
     """
 
-    def __init__(self, genome: Genome, *, fuse_cross_entropy: bool = True):
+    def __init__(self, genome: Genome, *, inputs: str = "log_softmax", fuse_cross_entropy: bool = True):
         super().__init__()
-        self.genome = genome
-        self._steps, self._out = flatten(genome)
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, not {inputs!r}")
+        self.genome, self.inputs = genome, inputs
+        self._steps, self._out = flatten(genome, "torch", logp=inputs == "log_softmax")
         refs = [r for _, rs in self._steps for r in rs] + [self._out]
         self._needs_p = any(isinstance(r, str) and r == "p" for r in refs)
         self._needs_logp = any(isinstance(r, str) and r == "logp" for r in refs)
@@ -115,10 +129,11 @@ class GenomeLoss(nn.Module):
     def extra_repr(self) -> str:
         from nlfs.genome.render import infix
 
-        return f"id={self.genome.id}, loss={infix(self.genome)}"
+        return f"id={self.genome.id}, loss={infix(self.genome)}, inputs={self.inputs}"
 
 
-def compile_genome(genome: Genome) -> GenomeLoss:
-    """The loss module of a structurally valid genome (raises GenomeError otherwise)."""
+def compile_genome(genome: Genome, *, inputs: str = "log_softmax", fuse_cross_entropy: bool = True) -> GenomeLoss:
+    """The loss module of a structurally valid genome (raises GenomeError otherwise); the
+    keywords are `GenomeLoss`'s (a profile's `loss` section)."""
     genome.validate()
-    return GenomeLoss(genome)
+    return GenomeLoss(genome, inputs=inputs, fuse_cross_entropy=fuse_cross_entropy)

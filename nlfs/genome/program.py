@@ -154,23 +154,25 @@ _MEMO_SIZE = 2048  # values kept per memo (at most 16 MB for the probe): operato
 
 
 def logit_gradient(genome: Genome, y: np.ndarray, p: np.ndarray, logp: np.ndarray,
-                   memo: dict | None = None) -> np.ndarray | None:
+                   memo: dict | None = None, *, log_softmax: bool = True) -> np.ndarray | None:
     """d loss / d logits, [B, C], of loss = sign * mean_b sum_c t(y, p), in numpy.
 
     `y` [B, C] are the (smoothed) labels, `p` and `logp` [B, C] softmax and log_softmax of the
-    logits. Mirrors `GenomeLoss` under torch autograd step by step: log(p) reads logp, each
-    operator's gradient follows torch's formula, and the softmax and log_softmax backwards are
-    torch's. Returns None where the loss does not depend on the logits at all (autograd's
-    unused input). Call under np.errstate(all="ignore") to silence overflow warnings.
-    `memo`: as in `run_program`, for these leaves.
+    logits. Mirrors `GenomeLoss` under torch autograd step by step: log(p) reads logp (with
+    `log_softmax`, GenomeLoss's inputs="log_softmax") or is the guarded ln(|p| + eps) of p
+    (without, inputs="probabilities"), each operator's gradient follows torch's formula, and
+    the softmax and log_softmax backwards are torch's. Returns None where the loss does not
+    depend on the logits at all (autograd's unused input). Call under np.errstate(all="ignore")
+    to silence overflow warnings. `memo`: as in `run_program`, for these leaves.
     """
-    return softmax_backward(*leaf_gradients(genome, y, p, logp, memo), p, logp)
+    return softmax_backward(*leaf_gradients(genome, y, p, logp, memo, log_softmax=log_softmax), p, logp)
 
 
 def leaf_gradients(genome: Genome, y: np.ndarray, p: np.ndarray, logp: np.ndarray,
-                   memo: dict | None = None):
-    """(d loss / d p, d loss / d logp), each [B, C] or None where the program does not read it."""
-    pl = plan(genome, True)
+                   memo: dict | None = None, *, log_softmax: bool = True):
+    """(d loss / d p, d loss / d logp), each [B, C] or None where the program does not read it;
+    `log_softmax` as in `logit_gradient`."""
+    pl = plan(genome, log_softmax)
     leaves = {"y": y, "p": p, "logp": logp}
     values: list = []
     run_program(*pl.numpy, leaves, values, memo, pl.memo_keys)

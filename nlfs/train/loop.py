@@ -22,7 +22,7 @@ from nlfs.train.augment import AugmentRNG, build_augmentation
 from nlfs.train.data import DataSplit, as_unit_float
 from nlfs.train.models import create_model, set_dropout
 from nlfs.train.profiles import FloorSpec, Profile, RuntimeSpec
-from nlfs.train.schedule import build_optimizer, build_scheduler
+from nlfs.train.schedule import build_optimizer, lr_at, set_lr
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -167,11 +167,17 @@ class _Trainer:
         self.optimizer = build_optimizer(profile.optimizer, self.model.parameters())
         n_train = data.train_x.shape[0]
         self.steps_per_epoch = profile.steps_per_epoch or max(1, n_train // profile.batch_size)
-        total = profile.schedule.total_steps or self.steps_per_epoch * profile.epochs
-        self.scheduler = build_scheduler(profile.schedule, self.optimizer, total)
+        # One schedule over the whole run: the step count runs on across stages (METHOD.md 5).
+        self.total_steps = profile.schedule.total_steps or self.steps_per_epoch * profile.epochs
+        self.global_step = 0
         self.batches = _BatchStream(n_train, profile.batch_size, torch.Generator(device=dev).manual_seed(seed), dev)
         self.rng = AugmentRNG.seeded(seed + 1, dev)
         self.inputs = _Inputs(data, runtime)
+
+    def set_lr(self) -> None:
+        """The learning rate of the coming step, from the run's global step count."""
+        set_lr(self.optimizer, lr_at(self.profile.schedule, self.profile.optimizer.lr, self.global_step,
+                                     self.total_steps))
 
     def autocast(self):
         if self.runtime.amp_dtype is None:
@@ -197,8 +203,9 @@ class _Trainer:
                 raise ValueError(f"the loss returned shape {tuple(loss.shape)}, expected a scalar")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.set_lr()
             self.optimizer.step()
-            self.scheduler.step()
+            self.global_step += 1
             loss_sum += loss.detach()
             correct += _accuracy_count(logits.detach(), target)
             seen, steps = seen + idx.shape[0], step + 1

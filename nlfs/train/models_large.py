@@ -1,6 +1,6 @@
-"""Large models of the transfer study (METHOD.md 5-6): EfficientNetV2-S (torchvision),
-WideResNet-28-10 (CIFAR variant), ResNet-18 with a CIFAR stem; from scratch or from ImageNet
-weights. Weights are downloaded by URL (torchvision's, hash-checked) or read from a store URI /
+"""Large models of the transfer study (METHOD.md 5-6): EfficientNetV2-S (the authors' settings,
+and torchvision's own), WideResNet-28-10 (CIFAR variant), ResNet-18 with a CIFAR stem; from
+scratch or from ImageNet weights. Weights are downloaded by URL (torchvision's, hash-checked) or read from a store URI /
 file given as `model.weights`; always loaded with `weights_only=True`.
 """
 
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nlfs.errors import NlfsError
+from nlfs.train.keras_compat import SameConv2d, variance_scaling_fan_out_
 from nlfs.train.registry import register_model
 
 
@@ -43,18 +44,75 @@ def _load_matching(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     model.load_state_dict(usable, strict=False)
 
 
-@register_model("efficientnet_v2_s")
-def efficientnet_v2_s(*, num_classes: int, in_channels: int, dropout: float | None = None,
-                      pretrained: bool = False, weights: str | None = None) -> nn.Module:
-    """torchvision's EfficientNetV2-S; input [B, C, H, W] (any size >= 32), logits [B, num_classes].
-    `dropout` is the classifier's (torchvision default 0.2); progressive resizing changes it."""
-    from torchvision.models import EfficientNet_V2_S_Weights, efficientnet_v2_s as build
+def _torchvision_efficientnet_v2_s(num_classes: int, in_channels: int, dropout: float,
+                                   stochastic_depth: float) -> nn.Module:
+    from torchvision.models import efficientnet_v2_s as build
 
-    model = build(weights=None, num_classes=num_classes, dropout=0.2 if dropout is None else dropout)
+    model = build(weights=None, num_classes=num_classes, dropout=dropout, stochastic_depth_prob=stochastic_depth)
     if in_channels != 3:
         old = model.features[0][0]
         model.features[0][0] = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride,
                                          old.padding, bias=False)
+    return model
+
+
+def _keras_efficientnet_v2_s_(model: nn.Module) -> nn.Module:
+    """torchvision's EfficientNetV2-S made the authors' (effnet_rand_aug.py `EfficientNetV2S`,
+    `EfficientNetV2`, `MBConv`, `conv2d_no_bias`, `se_module`; golden models.json), in place:
+    - strided convolutions pad as TensorFlow's padding="same" (the stem, the first blocks of
+      stages 2, 3, 4 and 6: the bottom / right only on even sides), where torchvision pads
+      symmetrically; stride-1 convolutions already agree;
+    - no stochastic depth: the authors' drop_connect_rate is 0, torchvision's 0.2;
+    - Keras' initialisers: every conv (stem, fused, expand, depthwise, project, SE) from
+      VarianceScaling(2.0, fan_out, truncated normal) with Keras' fan_out (a depthwise kernel's is
+      kh * kw, torchvision's kh * kw * channels), SE biases 0, the head glorot-uniform with bias 0.
+    Unchanged because they already agree: the block table, widths, SE squeeze widths (input / 4),
+    swish and sigmoid, BatchNorm momentum 0.9 (PyTorch 0.1) and epsilon 1e-3, the 1280-wide head
+    conv, global average pool, dropout, dense. Parameter names stay torchvision's, so its
+    ImageNet weights still load."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv2d) and child.stride != (1, 1):
+                setattr(parent, name, SameConv2d.like(child))
+            elif type(child).__name__ == "StochasticDepth":
+                setattr(parent, name, nn.Identity())
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            variance_scaling_fan_out_(module.weight, module.groups)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+@register_model("efficientnet_v2_s")
+def efficientnet_v2_s(*, num_classes: int, in_channels: int, dropout: float | None = None,
+                      pretrained: bool = False, weights: str | None = None) -> nn.Module:
+    """EfficientNetV2-S as the authors build it (`_keras_efficientnet_v2_s_`); input [B, C, H, W]
+    (any size >= 32), logits [B, num_classes] (the authors' closing softmax is the loss's).
+    `dropout` is the head's (default 0.2, theirs too; their runs use 0.1); progressive resizing
+    changes it. Pretrained: torchvision's ImageNet weights by default, trained with symmetric
+    padding (the authors' were TensorFlow's, trained with SAME)."""
+    from torchvision.models import EfficientNet_V2_S_Weights
+
+    model = _torchvision_efficientnet_v2_s(num_classes, in_channels, 0.2 if dropout is None else dropout, 0.0)
+    _keras_efficientnet_v2_s_(model)
+    if pretrained:
+        _load_matching(model, _state_dict_from(weights, EfficientNet_V2_S_Weights.IMAGENET1K_V1.url))
+    return model
+
+
+@register_model("efficientnet_v2_s_torchvision")
+def efficientnet_v2_s_torchvision(*, num_classes: int, in_channels: int, dropout: float | None = None,
+                                  pretrained: bool = False, weights: str | None = None) -> nn.Module:
+    """torchvision's EfficientNetV2-S as torchvision trains it: symmetric padding, stochastic
+    depth 0.2, PyTorch's initialisers; the architecture its ImageNet weights were trained in.
+    Not the authors' (see `efficientnet_v2_s`). Input [B, C, H, W], logits [B, num_classes]."""
+    from torchvision.models import EfficientNet_V2_S_Weights
+
+    model = _torchvision_efficientnet_v2_s(num_classes, in_channels, 0.2 if dropout is None else dropout, 0.2)
     if pretrained:
         _load_matching(model, _state_dict_from(weights, EfficientNet_V2_S_Weights.IMAGENET1K_V1.url))
     return model

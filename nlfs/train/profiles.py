@@ -62,12 +62,38 @@ class OptimizerSpec(_Strict):
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
     nesterov: bool = False  # sgd only
+    eps: float = Field(1e-8, gt=0)  # adam/adamw epsilon: torch's default; Keras' is 1e-7 (METHOD.md 4)
+    eps_mode: Literal["torch", "keras"] = "torch"
+    # adam/adamw: where eps enters. torch: sqrt(v_hat) + eps, after bias correction. keras: the
+    # "epsilon hat" form Keras' Adam computes, sqrt(v) + eps before bias correction, so eps weighs
+    # 1 / sqrt(1 - beta2^t) times more in early steps (tf.keras.optimizers.Adam's docstring).
+
+    @model_validator(mode="after")
+    def _keras_eps_is_adams(self) -> "OptimizerSpec":
+        if self.eps_mode == "keras" and self.name != "adam":
+            raise ValueError(f"eps_mode keras is Keras' Adam; optimizer {self.name!r} has no such form")
+        return self
 
 
 class ScheduleSpec(_Strict):
     name: Literal["constant", "warmup_cosine"] = "constant"
-    warmup_steps: int = 0  # linear warm-up from 0 to the peak lr, then cosine to 0
-    total_steps: int | None = None  # length the schedule is defined over; None = the run's steps
+    warmup_steps: int = Field(0, ge=0)  # linear warm-up from 0 to the peak lr, then cosine to 0
+    total_steps: int | None = Field(None, gt=0)  # length the schedule is defined over, counted across
+    # all stages of a run; None = the run's steps
+    offset: float = 0.0  # warmup_cosine: added to every step's lr (the authors' WarmupCosineDecay adds 1e-7)
+
+
+class LossSpec(_Strict):
+    """How a genome's leaves are computed from the model's logits (METHOD.md 4)."""
+
+    inputs: Literal["log_softmax", "probabilities"] = "log_softmax"
+    # log_softmax: log(p) and log10(p) read log_softmax of the logits (exact, no guard), our
+    # default. probabilities: every operator receives p = softmax(logits), so log(p) is
+    # ln(|p| + 1e-7) as the operator table says: the authors' model ends in softmax.
+    fuse_cross_entropy: bool = True
+    # a genome whose term is exactly y * log(p) runs as F.cross_entropy of the logits, which is
+    # also what Keras' CategoricalCrossentropy computes on a softmax output (the authors'
+    # cross-entropy baseline). False: it runs as its program, like any other genome.
 
 
 class FloorSpec(_Strict):
@@ -119,6 +145,7 @@ class Profile(_Strict):
     augment: AugmentSpec = AugmentSpec()
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
+    loss: LossSpec = LossSpec()
     batch_size: int = Field(gt=0)
     epochs: int | None = None  # total epochs; with `stages`, their sum
     steps_per_epoch: int | None = None  # None = one pass over the training split

@@ -159,3 +159,99 @@ def test_random_accepted_genomes_compile_to_modules_that_describe_themselves():
         module = compile_genome(g)
         assert isinstance(module, GenomeLoss) and isinstance(module, torch.nn.Module)
         assert g.id in repr(module)
+
+
+# ---- inputs="probabilities": the operators receive softmax(logits), as the authors train ------
+def guarded_cross_entropy(logits, target):
+    """-mean_b sum_c y ln(|p| + 1e-7) on p = softmax(logits): the operator table's log on the
+    authors' softmax output."""
+    p = torch.softmax(logits, -1)
+    y = F.one_hot(target, logits.shape[1]).float() if target.dim() == 1 else target
+    return -(y * torch.log(p.abs() + 1e-7)).sum() / logits.shape[0]
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["class-index", "soft"])
+def test_with_probabilities_cross_entropy_is_the_guarded_log_of_softmax(soft):
+    logits, target = logits_and_targets((32, 10), soft)
+    loss = GenomeLoss(get_genome("cross_entropy"), inputs="probabilities", fuse_cross_entropy=False)
+    assert not loss._cross_entropy
+    mine, expected = value_and_grad(loss, logits, target), value_and_grad(guarded_cross_entropy, logits, target)
+    torch.testing.assert_close(mine[0], expected[0], rtol=1e-6, atol=0)
+    torch.testing.assert_close(mine[1], expected[1], rtol=1e-5, atol=1e-8)
+    # and it is not F.cross_entropy: at logits * 8 some p fall near 1e-7, where the guard shows
+    exact = value_and_grad(GenomeLoss(get_genome("cross_entropy")), logits * 8, target)
+    guarded = value_and_grad(loss, logits * 8, target)
+    assert relative_error(guarded[0], exact[0]) > 1e-3
+
+
+def test_with_probabilities_log_of_a_vanishing_p_stops_at_log_eps():
+    """The log_softmax reading gives 50 (test above); the authors' softmax output gives
+    -ln(e^-50 + 1e-7) = -ln(1e-7) = 16.1, and almost no gradient."""
+    logits = torch.tensor([[50.0, 0.0]], requires_grad=True)
+    loss = GenomeLoss(get_genome("cross_entropy"), inputs="probabilities", fuse_cross_entropy=False)
+    value, grad = value_and_grad(loss, logits, torch.tensor([1]))
+    assert value.item() == pytest.approx(-np.log(1e-7), rel=1e-6)
+    assert grad.abs().max().item() < 1e-14
+
+
+def test_with_probabilities_log10_and_baikal_read_p_through_the_guard():
+    logits, target = logits_and_targets((16, 10), soft=False)
+    p, y = torch.softmax(logits, -1), F.one_hot(target, 10).float()
+    log10 = GenomeLoss(genome(("log10", "p"), ("mul", "y", 0), sign=-1), inputs="probabilities")
+    torch.testing.assert_close(log10(logits, target), -(y * torch.log10(p + 1e-7)).sum() / 16)
+    baikal = GenomeLoss(get_genome("baikal"), inputs="probabilities")
+    # final_loss_testing.py baikal_loss: -mean sum [ln(p + eps) - y / (p + eps)]
+    expected = -(torch.log(p + 1e-7) - y / (p + 1e-7)).sum(-1).mean()
+    torch.testing.assert_close(baikal(logits, target), expected)
+
+
+def test_with_probabilities_fusion_is_the_exact_cross_entropy_of_keras_baseline():
+    """Fused, y * log(p) is F.cross_entropy of the logits whatever the inputs: what Keras'
+    CategoricalCrossentropy computes on a softmax output, the authors' baseline."""
+    logits, target = logits_and_targets((32, 10), soft=False)
+    fused = GenomeLoss(get_genome("cross_entropy"), inputs="probabilities")
+    assert fused._cross_entropy
+    torch.testing.assert_close(fused(logits, target), F.cross_entropy(logits, target))
+
+
+def test_inputs_must_be_a_known_reading():
+    with pytest.raises(ValueError, match="inputs"):
+        GenomeLoss(get_genome("cross_entropy"), inputs="logits")
+
+
+def test_the_numpy_gradient_mirrors_training_under_either_reading():
+    """program.logit_gradient(log_softmax=...) is autograd's gradient of GenomeLoss with the
+    matching inputs: the reading the integrity check's gradient test must follow."""
+    from nlfs.genome.program import logit_gradient, softmax
+
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(16, 10, generator=gen) * 4
+    target = torch.randint(0, 10, (16,), generator=gen)
+    p, logp = softmax(logits.numpy())
+    y = F.one_hot(target, 10).float().numpy()
+    reading_log_p = [g for g in accepted_random(5, 300) if not g.label_smoothing and any(
+        g.nodes[i].op in ("log", "log10") and g.nodes[i].inputs == ("p",) for i in g.active)]
+    by_hand = [genome(("log", "p"), ("square", 0), ("mul", "y", 1)), genome(("log", "p"), ("exp", 0), ("mul", "y", 1)),
+               genome(("log10", "p"), ("sigmoid", 0), ("mul", "y", 1), sign=-1)]
+    compared = 0
+    for g in [get_genome("cross_entropy"), get_genome("baikal"), get_genome("focal"), *by_hand, *reading_log_p]:
+        for inputs in ("log_softmax", "probabilities"):
+            z = logits.clone().requires_grad_(True)
+            loss = GenomeLoss(g, inputs=inputs, fuse_cross_entropy=False)(z, target)
+            (expected,) = torch.autograd.grad(loss, z, allow_unused=True)
+            with np.errstate(all="ignore"):
+                mine = logit_gradient(g, y, p, logp, log_softmax=inputs == "log_softmax")
+            if expected is None:
+                assert mine is None
+                continue
+            if not torch.isfinite(expected).all():
+                continue  # a genome that overflows here: the integrity check's business
+            # float32 softmax backwards cancel: compare to the gradient's own scale
+            scale = float(expected.abs().max())
+            np.testing.assert_allclose(mine, expected.numpy(), rtol=1e-4, atol=1e-5 * scale)
+            compared += 1
+    assert compared >= 40
+    ce = get_genome("cross_entropy")
+    with np.errstate(all="ignore"):
+        assert not np.allclose(logit_gradient(ce, y, p, logp, log_softmax=False),
+                               logit_gradient(ce, y, p, logp, log_softmax=True), rtol=1e-6, atol=1e-9)
