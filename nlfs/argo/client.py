@@ -45,7 +45,10 @@ def connect(server: ArgoServer | None, *, kubeconfig: str | None = None,
 
 
 def _hera_service_class():
-    from hera.workflows import WorkflowsService
+    try:
+        from hera.workflows import WorkflowsService
+    except ImportError:
+        raise NlfsError("talking to an Argo Server needs Hera: pip install 'nlfs[argo]'") from None
 
     class _Service(WorkflowsService):
         """Hera's generated client with one seam: `_request`, the single place it sends from.

@@ -38,7 +38,7 @@ class ArgoServer:
 
     @property
     def base_url(self) -> str:
-        # Hera joins "api/v1/..." to its host with urljoin: a base path survives only with a
+        # Hera joins its API paths to its host with urljoin: a base path survives only with a
         # trailing slash, so one is always there (the argo CLI appends ARGO_BASE_HREF as given).
         path = "/" + self.base_href.strip("/") if self.base_href.strip("/") else ""
         return f"{'https' if self.secure else 'http'}://{self.host_port}{path}/"
