@@ -101,11 +101,16 @@ class ArgoServerBackend:
                                    verify_ssl=not self.server.insecure_skip_verify, namespace=namespace)
 
     def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        import warnings
+
         import requests
         from hera.exceptions import HeraException
 
         try:
-            return call()
+            with warnings.catch_warnings():
+                # Hera 7 serialises requests with pydantic's deprecated `.json()`: not ours to fix.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return call()
         except HeraException as err:
             raise NlfsError(f"{self.where} refused to {what}: {_one_line(err)}") from None
         except requests.exceptions.SSLError:

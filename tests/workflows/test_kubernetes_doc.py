@@ -4,7 +4,6 @@ parameters and the executor setting the namespace's Pod Security needs (issue 11
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml

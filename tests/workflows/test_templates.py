@@ -14,7 +14,6 @@ from argo_docs import ROOT, WORKFLOWS, load_templates, schema_errors, template_f
 from argo_sim import evaluate, substitute
 
 from nlfs import argo
-from nlfs.argo import params as argo_params
 
 SIMPLE_TAG = re.compile(r"\{\{\s*([^=][^}]*?)\s*\}\}")
 EXPR_TAG = re.compile(r"\{\{=(.*?)\}\}", re.S)
