@@ -24,7 +24,8 @@ RUN pip install --no-cache-dir . \
  && python -c "import torch, nlfs; print('torch', torch.__version__, 'nlfs', nlfs.__version__)"
 
 # A non-root user with a fixed numeric uid/gid (Kubernetes runAsNonRoot checks a numeric USER),
-# a writable home and the dataset cache (an emptyDir is mounted over /cache in the pods).
+# a writable home and the dataset cache. In the pods the root filesystem is read-only and emptyDirs
+# are mounted over everything nlfs writes: $HOME (torch's and matplotlib's caches), /cache, /tmp.
 RUN groupadd --gid 1000 nlfs \
  && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/nlfs --shell /usr/sbin/nologin nlfs \
  && mkdir -p /cache /work \

@@ -2,7 +2,7 @@
 
 Public API:
     nlfs.load_loss(name_or_path) -> torch.nn.Module   # drop-in for nn.CrossEntropyLoss
-    nlfs.open_run(uri) -> nlfs.runs.Run               # read a run: .summary(), .state(), .results()
+    nlfs.open_run(uri) -> nlfs.notebook.RunReading    # read a run: .summary(), .state(), .results()
     nlfs.genome.Genome, nlfs.genome.check, nlfs.genome.random_genome, nlfs.genome.mutate
 """
 
@@ -28,6 +28,6 @@ def open_run(uri: str):
     """The run at `uri` (a directory, `file://path` or `s3://bucket/prefix`), for reading:
     `.summary(top)`, `.state()`, `.config`, `.genome(id)`, `.results(stage)`, `.elimination()`,
     `.transfer_table()` (docs/results.md)."""
-    from nlfs.runs import open_run as _open
+    from nlfs.notebook import open_run as _open
 
     return _open(uri)

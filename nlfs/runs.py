@@ -1,7 +1,8 @@
 """Typed access to one run in a store: config, state, genomes, batches and results.
 
-Thin I/O around the file formats; every key comes from `nlfs.store.layout`. `open_run(uri)`
-is the public entry point for notebooks and the CLI alike.
+Thin I/O around the file formats; every key comes from `nlfs.store.layout`. Below nlfs.report and
+nlfs.transfer, which read runs through it: their readings of a run (summary, elimination, transfer
+table) are on `nlfs.notebook.RunReading`, which `nlfs.open_run` returns.
 """
 
 from __future__ import annotations
@@ -92,30 +93,6 @@ class Run:
             blob = self.store.get(key)
             out.append(ResultRecord.from_json(blob.data, source=f"{self.uri}/{key}"))
         return out
-
-    # ---- reading helpers for notebooks (the files of nlfs.report and nlfs.transfer) -------------
-    # Imported on call: those packages sit above this module and need it.
-    def summary(self, top: int = 10):
-        """The top losses and progress, as `nlfs results` shows them (`nlfs.report.results.RunSummary`).
-
-        Reads a constant number of small files (state.json, never a listing of results/).
-        """
-        from nlfs.report.results import summarize
-
-        return summarize(self, top)
-
-    def elimination(self) -> list:
-        """The stored rankings of the elimination phases run so far (`PhaseRanking`, phase 1 first)."""
-        from nlfs.transfer.plan import rankings, read_protocol
-
-        protocol = read_protocol(self)
-        return rankings(self, len(protocol.elimination.phases)) if protocol else []
-
-    def transfer_table(self):
-        """The aggregated transfer table (`TransferTable`), or None before the grid is complete."""
-        from nlfs.transfer.plan import table
-
-        return table(self)
 
 
 def open_run(uri: str) -> Run:

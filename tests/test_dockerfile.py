@@ -65,3 +65,23 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context():
     assert {".git", ".venv", "runs", ".pytest_cache", ".hypothesis", "**/__pycache__", "tests"} <= ignored
     copied = [value.split()[:-1] for instr, value in _instructions() if instr == "COPY"]
     assert all(not any(src.rstrip("/") in ignored for src in sources) for sources in copied)
+
+
+def test_every_path_the_image_writes_is_mounted_in_every_pod_with_a_read_only_root():
+    """The pods run with readOnlyRootFilesystem: HOME (torch's and matplotlib's caches), the dataset
+    cache and /tmp must be volumes in each pod template that uses them."""
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(value for instr, value in _instructions() if instr == "ENV")))
+    home, cache, mpl = env["HOME"], env["NLFS_CACHE"], env["MPLCONFIGDIR"]
+    assert mpl.startswith(home + "/")
+    assert env.get("PYTHONDONTWRITEBYTECODE") == "1"  # no __pycache__ next to the installed package
+    for path in (ROOT / "workflows").glob("nlfs-*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            for tmpl in doc["spec"]["templates"]:
+                body = tmpl.get("container") or tmpl.get("script")
+                if body is None:
+                    continue
+                assert body["securityContext"]["readOnlyRootFilesystem"] is True
+                mounts = {m["mountPath"] for m in body["volumeMounts"]}
+                assert {home, "/tmp"} <= mounts, f"{path.name}/{tmpl['name']}"
+                if any(e["name"] == "NLFS_CACHE" for e in body.get("env", [])):
+                    assert cache in mounts

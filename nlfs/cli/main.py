@@ -28,6 +28,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports errors in one line with exit code 2."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
+        _termination_message(f"{self.prog}: error: {message}")
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.func(args)
     except NlfsError as err:
-        print(f"nlfs: error: {err}", file=sys.stderr)
+        line = f"nlfs: error: {err}"
+        print(line, file=sys.stderr)
+        _termination_message(line)
         return err.exit_code
     except KeyboardInterrupt:
         print("nlfs: interrupted", file=sys.stderr)
@@ -57,6 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     return 0 if code is None else int(code)
+
+
+def _termination_message(line: str) -> None:
+    """Also write the error where a pod's template asks ($NLFS_TERMINATION_LOG, e.g. Kubernetes'
+    /dev/termination-log): Kubernetes makes it the container's termination message, and Argo puts
+    that in the failed node's message ("main: Error (exit code 2): nlfs: error: ...")."""
+    import os
+
+    path = os.environ.get("NLFS_TERMINATION_LOG")
+    if not path:
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as log:
+            log.write(line)
+    except OSError:
+        pass  # the message is on stderr already; a missing file must not hide the error
 
 
 if __name__ == "__main__":

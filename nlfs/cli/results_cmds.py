@@ -101,7 +101,7 @@ def cmd_report(args) -> int:
 
 def cmd_protocol(args) -> int:
     from nlfs.errors import NlfsError
-    from nlfs.runs import open_run
+    from nlfs.notebook import open_run
     from nlfs.formats import parse_overrides
     from nlfs.transfer.protocol import load_protocol
 

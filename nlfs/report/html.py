@@ -19,6 +19,9 @@ from nlfs.report.results import RunSummary, summarize
 from nlfs.report.text import fidelity_text, loss_label
 from nlfs.runs import Run
 from nlfs.store import layout
+from nlfs.transfer.plan import rankings as elimination_rankings
+from nlfs.transfer.plan import read_protocol
+from nlfs.transfer.plan import table as transfer_table
 from nlfs.transfer.records import PhaseRanking, TransferTable
 
 _CSS = """
@@ -55,8 +58,9 @@ def build(run: Run, top: int = 5) -> tuple[str, list[figures.Figure]]:
         ops.update(g.nodes[i].op for i in g.active)
     figs.append(figures.operator_figure(ops, len(state.population)))
 
-    rankings = run.elimination()
-    table = run.transfer_table()
+    protocol = read_protocol(run)
+    rankings = elimination_rankings(run, len(protocol.elimination.phases)) if protocol else []
+    table = transfer_table(run)
     if table is not None:
         cells = [c.name for c in table.cells]
         names = {c.id: c.name for c in table.cells}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pickle
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -22,18 +21,12 @@ from nlfs.errors import NlfsError
 from nlfs.train.data import RawDataset
 from nlfs.train.profiles import DatasetSpec
 from nlfs.train.registry import register_dataset
+from nlfs.train.staging import DATASET_FILES, DatasetFiles, dataset_root
 
 DEFAULT_IMAGE_SIZE = 224  # for datasets of varied image size; our choice (ImageNet's usual crop)
 
 
-@dataclass(frozen=True)
-class DatasetFiles:
-    """What `nlfs data stage` uploads (paths relative to the root) and how to fetch it once."""
-
-    paths: tuple[str, ...]
-    download: Callable[[Path], None] | None  # puts the files under root (needs internet)
-
-
+# What `nlfs data stage` uploads for each file dataset; registered in staging.DATASET_FILES at the end.
 FILES: dict[str, DatasetFiles] = {}
 
 
@@ -47,8 +40,6 @@ def _torchvision_download(cls_name: str, **kwargs) -> Callable[[Path], None]:
 
 
 def _root(spec: DatasetSpec) -> Path:
-    from nlfs.train.staging import dataset_root
-
     return dataset_root(spec)
 
 
@@ -249,3 +240,8 @@ def caltech101(spec: DatasetSpec) -> RawDataset:
 
 
 FILES["caltech101"] = DatasetFiles(("caltech101/101_ObjectCategories",), _torchvision_download("Caltech101"))
+
+
+# staging.py looks the files up by name here; it never imports this module (no import circle).
+for _name, _files in FILES.items():
+    DATASET_FILES.register(_name)(_files)

@@ -16,13 +16,15 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nlfs.errors import NlfsError
 from nlfs.train.profiles import DatasetSpec
+from nlfs.train.registry import Registry
 
 DATASET_FORMAT = "nlfs.dataset/v1"
 CACHE_ENV, DATA_ENV = "NLFS_CACHE", "NLFS_DATA"
@@ -36,6 +38,19 @@ class ManifestFile(BaseModel):
     path: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """What `nlfs data stage` uploads (paths relative to the root) and how to fetch it once."""
+
+    paths: tuple[str, ...]
+    download: Callable[[Path], None] | None  # puts the files under root (needs internet)
+
+
+# What `nlfs data stage` uploads, by dataset name. Filled by nlfs.train.data_vision (loaded on the
+# first lookup): the loaders import this module for dataset_root, so this one never imports them.
+DATASET_FILES: Registry = Registry("dataset with files", ("nlfs.train.data_vision",))
 
 
 class Manifest(BaseModel):
@@ -62,12 +77,11 @@ def local_dir(name: str) -> Path:
     return cache_dir() / "datasets" / name
 
 
-def _files_of(name: str):
-    from nlfs.train.data_vision import FILES
-
-    if name not in FILES:
-        raise NlfsError(f"dataset {name!r} has no files to stage (file datasets: {', '.join(sorted(FILES))})")
-    return FILES[name]
+def _files_of(name: str) -> DatasetFiles:
+    if name not in DATASET_FILES:
+        raise NlfsError(f"dataset {name!r} has no files to stage "
+                        f"(file datasets: {', '.join(DATASET_FILES.names())})")
+    return DATASET_FILES.get(name)
 
 
 def _collect(root: Path, paths: tuple[str, ...]) -> list[str]:

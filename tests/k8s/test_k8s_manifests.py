@@ -1,5 +1,6 @@
 """The Kubernetes manifests of k8s/: valid for Kubernetes (kubernetes-validate --strict, offline
-schemas), renderable by `kubectl kustomize`, least privilege, non-root, no real credentials."""
+schemas), renderable by `kubectl kustomize`, least privilege, hardened (Pod Security `restricted`
+enforced, default-deny network policies, read-only root filesystems), no real credentials."""
 
 from __future__ import annotations
 
@@ -90,17 +91,21 @@ def test_kustomize_renders_and_every_rendered_object_is_valid(variant, core, dev
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
-def test_core_holds_the_pieces_and_no_secret(core):
+def test_core_holds_the_pieces_and_no_credentials(core):
     kinds = _kinds(core)
-    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "WorkflowTemplate"} <= set(kinds)
-    # Re-applying the core must never overwrite a real Secret with a template.
-    assert "Secret" not in kinds
+    assert {"Namespace", "ServiceAccount", "Role", "RoleBinding", "NetworkPolicy", "ResourceQuota",
+            "WorkflowTemplate"} <= set(kinds)
+    # Re-applying the core must never overwrite a real Secret with a template: its only Secrets
+    # are the executors' token Secrets, which Kubernetes fills in itself.
+    for secret in kinds["Secret"]:
+        assert secret["type"] == "kubernetes.io/service-account-token"
+        assert "data" not in secret and "stringData" not in secret
 
 
 def test_dev_adds_an_object_store_and_its_secret(dev):
     kinds = _kinds(dev)
     assert {"Deployment", "Service", "PersistentVolumeClaim", "Secret"} <= set(kinds)
-    (secret,) = kinds["Secret"]
+    (secret,) = [s for s in kinds["Secret"] if s.get("type") != "kubernetes.io/service-account-token"]
     (deployment,) = kinds["Deployment"]
     (service,) = kinds["Service"]
     endpoint = secret["stringData"]["AWS_ENDPOINT_URL"]
@@ -113,48 +118,135 @@ def test_dev_adds_an_object_store_and_its_secret(dev):
     assert re.fullmatch(r"[\w./-]+:\d+(\.\d+)+", image), "pin the store image to a release"
 
 
-def test_role_is_least_privilege_for_workflow_pods(core):
-    (role,) = _kinds(core)["Role"]
-    rules = {(g, r): set(rule["verbs"]) for rule in role["rules"]
-             for g in rule["apiGroups"] for r in rule["resources"]}
-    assert rules == {
-        ("argoproj.io", "workflowtaskresults"): {"create", "patch"},  # the emissary executor
-        ("argoproj.io", "workflows"): {"create", "get", "list", "watch"},  # the continuation
-    }
-    assert "*" not in json.dumps(role["rules"])
-    (binding,) = _kinds(core)["RoleBinding"]
-    (account,) = _kinds(core)["ServiceAccount"]
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "nlfs"}]
+def _rules(role: dict) -> dict[tuple[str, str], set[str]]:
+    return {(g, r): set(rule["verbs"]) for rule in role["rules"]
+            for g in rule["apiGroups"] for r in rule["resources"]}
 
 
-def test_templates_use_the_service_account_and_semaphore_defined_here(core):
+def test_only_the_continuation_may_create_workflows_and_no_account_reads_secrets(core):
+    """Issue 11, done 4: one least-privilege account per job; nlfs-workflow (every pod) has none."""
     kinds = _kinds(core)
-    account = kinds["ServiceAccount"][0]["metadata"]["name"]
-    (configmap,) = kinds["ConfigMap"]
+    roles = {r["metadata"]["name"]: r for r in kinds["Role"]}
+    bindings = {b["metadata"]["name"]: b for b in kinds["RoleBinding"]}
+    accounts = {a["metadata"]["name"] for a in kinds["ServiceAccount"]}
+    assert accounts == {"nlfs-workflow", "nlfs-executor", "nlfs-continuation"}
+    assert _rules(roles["nlfs-executor"]) == {("argoproj.io", "workflowtaskresults"): {"create", "patch"}}
+    assert _rules(roles["nlfs-continuation"]) == {
+        ("argoproj.io", "workflowtaskresults"): {"create", "patch"},
+        ("argoproj.io", "workflows"): {"get", "create", "patch"},  # kubectl apply of the next Workflow
+    }
+    bound = {b["subjects"][0]["name"]: b["roleRef"]["name"] for b in bindings.values()}
+    assert bound == {"nlfs-executor": "nlfs-executor", "nlfs-continuation": "nlfs-continuation"}
+    may_create = [name for name, role in roles.items()
+                  if any("create" in v and r == "workflows" for (_, r), v in _rules(role).items())]
+    assert may_create == ["nlfs-continuation"]
+    text = json.dumps([r["rules"] for r in roles.values()])
+    assert "*" not in text and "secrets" not in text and "pods" not in text
+
+
+def test_templates_use_the_accounts_and_quota_defined_here(core):
+    kinds = _kinds(core)
+    accounts = {a["metadata"]["name"] for a in kinds["ServiceAccount"]}
     for template in kinds["WorkflowTemplate"]:
-        assert template["spec"]["serviceAccountName"] == account
-    semaphores = [s for t in kinds["WorkflowTemplate"] for tmpl in t["spec"]["templates"]
-                  for s in tmpl.get("synchronization", {}).get("semaphores", [])]
-    assert semaphores and all(s["configMapKeyRef"]["name"] == configmap["metadata"]["name"]
-                              and s["configMapKeyRef"]["key"] in configmap["data"] for s in semaphores)
-    assert all(int(v) > 0 for v in configmap["data"].values())
+        spec = template["spec"]
+        assert spec["serviceAccountName"] in accounts and spec["executor"]["serviceAccountName"] in accounts
+        for tmpl in spec["templates"]:
+            assert tmpl.get("serviceAccountName", spec["serviceAccountName"]) in accounts
+            assert (tmpl.get("executor") or spec["executor"])["serviceAccountName"] in accounts
+            assert "synchronization" not in tmpl  # a semaphore would be held through retry backoff
+    (quota,) = kinds["ResourceQuota"]
+    assert all(int(v) > 0 for v in quota["spec"]["hard"].values())
+    assert set(quota["spec"]["hard"]) == {"requests.nvidia.com/gpu"}
 
 
-def test_pods_run_as_non_root_without_privilege_escalation(dev):
-    for deployment in _kinds(dev)["Deployment"]:
+def test_the_namespace_enforces_the_restricted_pod_security_standard(core):
+    """Issue 12, point 5."""
+    (namespace,) = _kinds(core)["Namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def _containers(holder: dict) -> list[dict]:
+    out = []
+    for key in ("container", "script"):
+        if isinstance(holder.get(key), dict):
+            out.append(holder[key])
+    return out + list(holder.get("containers") or [])
+
+
+@pytest.mark.parametrize("variant", ["core", "dev"])
+def test_every_pod_satisfies_the_restricted_profile_with_a_read_only_root(variant, core, dev):
+    """Issue 12, point 5: Pod Security `restricted` (non-root, RuntimeDefault seccomp, no privilege
+    escalation, every capability dropped), and nlfs's containers write only to mounted volumes."""
+    docs = dev if variant == "dev" else core
+    pods = []
+    for template in _kinds(docs)["WorkflowTemplate"]:
+        for tmpl in template["spec"]["templates"]:
+            if "container" in tmpl or "script" in tmpl:
+                pods.append((tmpl.get("securityContext") or template["spec"]["securityContext"],
+                             _containers(tmpl), tmpl.get("volumes", [])))
+    for deployment in _kinds(docs).get("Deployment", []):
         spec = deployment["spec"]["template"]["spec"]
-        assert spec["securityContext"]["runAsNonRoot"] is True
-        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        for container in spec["containers"]:
-            assert container["securityContext"]["allowPrivilegeEscalation"] is False
-            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        pods.append((spec["securityContext"], spec["containers"], spec["volumes"]))
+    assert len(pods) == (5 if variant == "dev" else 4)
+    for pod_security, containers, volumes in pods:
+        assert pod_security["runAsNonRoot"] is True and pod_security.get("runAsUser", 1) != 0
+        assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in containers:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
+            assert not security.get("privileged") and "add" not in security["capabilities"]
+            if str(container.get("image", "")).startswith("chrislusf/seaweedfs"):
+                continue  # the dev store writes only to its volume, but its image is not ours
+            assert security["readOnlyRootFilesystem"] is True
+            assert {"/tmp", "/home/nlfs"} <= {m["mountPath"] for m in container["volumeMounts"]}
+        assert all("hostPath" not in v for v in volumes)
+
+
+def _policies(docs: list[dict]) -> dict[str, dict]:
+    return {p["metadata"]["name"]: p["spec"] for p in _kinds(docs)["NetworkPolicy"]}
+
+
+def test_network_policies_deny_by_default_and_allow_only_the_egress_pods_need(core, dev):
+    """Issue 12, point 5: default deny; DNS; S3 for nlfs's pods; the API for Argo's executor."""
+    policies = _policies(core)
+    assert set(policies) == {"nlfs-default-deny", "nlfs-allow-dns", "nlfs-allow-s3", "nlfs-allow-kubernetes-api"}
+    deny = policies["nlfs-default-deny"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    assert not any(p.get("ingress") for p in policies.values()), "nothing may connect to nlfs's pods"
+    dns = policies["nlfs-allow-dns"]["egress"][0]
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    s3 = policies["nlfs-allow-s3"]
+    assert s3["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "nlfs"}}
+    assert [p["port"] for p in s3["egress"][0]["ports"]] == [443]
+    api = policies["nlfs-allow-kubernetes-api"]
+    assert api["podSelector"] == {"matchExpressions": [{"key": "workflows.argoproj.io/workflow",
+                                                        "operator": "Exists"}]}
+    assert sorted(p["port"] for p in api["egress"][0]["ports"]) == [443, 6443]
+    # The dev store: reachable by nlfs's pods on its S3 port only.
+    dev_policies = _policies(dev)
+    store = dev_policies["seaweedfs-ingress"]
+    assert store["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nlfs"}}}]
+    assert store["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8333}]
+    assert dev_policies["nlfs-allow-dev-s3"]["egress"][0]["ports"] == [{"protocol": "TCP", "port": 8333}]
+
+
+def test_every_pod_template_carries_the_labels_the_policies_select(core):
+    for template in _kinds(core)["WorkflowTemplate"]:
+        pod_labels = (template["spec"].get("podMetadata") or {}).get("labels") or {}
+        for tmpl in template["spec"]["templates"]:
+            if {"container", "script", "resource"} & set(tmpl):
+                labels = {**pod_labels, **((tmpl.get("metadata") or {}).get("labels") or {})}
+                assert labels["app.kubernetes.io/name"] == "nlfs", tmpl["name"]
 
 
 def test_secrets_hold_no_real_credentials():
     for path in _manifest_files():
         for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc["kind"] != "Secret":
+            if not doc or doc["kind"] != "Secret" or doc.get("type") == "kubernetes.io/service-account-token":
                 continue
             values = doc.get("stringData", {})
             assert "data" not in doc, f"{path}: placeholders belong in stringData, readable"

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reportkit import Finished, nlfs_inprocess
-from nlfs.runs import open_run
+from nlfs.notebook import open_run  # the run with its summary, elimination and transfer readings
 from nlfs.store import layout
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from nlfs.errors import NlfsError
 from nlfs.evolution.state import State
-from nlfs.runs import Run
+from nlfs.notebook import RunReading as Run  # the run with its elimination and transfer readings
 from nlfs.store import layout
 from nlfs.transfer.plan import plan, read_state
 from runkit import finish_units, synthetic_search, tiny_protocol

@@ -5,6 +5,15 @@ plain directory, instant "training". The contract tests run the templates agains
 templates' plumbing (items -> withParam -> evaluate, done -> next/continuation/finalize), and
 against the real `nlfs` to prove the CLI keeps the same contract. Every call is appended to
 $FAKE_NLFS_LOG as JSON.
+
+The failure contract, as the real CLI keeps it:
+- `controller step --max-failed-evaluations N` (default 10): a genome of the pending batch handed
+  out twice without a result is recorded as a failed evaluation (a `failed` result record) and
+  replaced by a new child; once more than N evaluations are recorded so, the step exits 2 with
+  `nlfs: error: failure budget exhausted: ...`.
+- `evaluate`: a loss that fails (genomes in $FAKE_NLFS_FAILING_LOSSES) is a `failed` record and
+  exit 0; a bug (genomes in $FAKE_NLFS_CRASH) exits 1 and writes nothing.
+- Errors go to stderr and to $NLFS_TERMINATION_LOG, as nlfs/cli/main.py writes them.
 """
 
 from __future__ import annotations
@@ -26,8 +35,17 @@ def _log(argv: list[str]) -> None:
 
 
 def _fail(message: str) -> None:
-    print(f"nlfs: error: {message}", file=sys.stderr)
+    line = f"nlfs: error: {message}"
+    print(line, file=sys.stderr)
+    if os.environ.get("NLFS_TERMINATION_LOG"):
+        Path(os.environ["NLFS_TERMINATION_LOG"]).write_text(line)
     sys.exit(2)
+
+
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -40,7 +58,8 @@ def _write_outputs(items: list, done: bool, output_dir: str | None) -> None:
     if output_dir:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "items.json").write_text(json.dumps(items))
-        (Path(output_dir) / "done").write_text("true" if done else "false")
+        # With a newline, as `echo` writes it: Argo trims one from an output parameter.
+        (Path(output_dir) / "done").write_text("true\n" if done else "false\n")
     print(json.dumps(items))
 
 
@@ -48,24 +67,48 @@ def _gid(*parts) -> str:
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
-def _plan(run: Path, state_name: str, workers: int, per_item: int, stage_of, limit: int, profile_of=None):
+def _plan(run: Path, state_name: str, workers: int, per_item: int, stage_of, limit: int, profile_of=None,
+          max_failed: int | None = None):
     """Shared by controller step and transfer --plan: fold, then propose (idempotently)."""
     state_path = run / state_name
     run.mkdir(parents=True, exist_ok=True)
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"batch": 0, "pending": [], "done": 0}
+    state = json.loads(state_path.read_text()) if state_path.exists() else {
+        "batch": 0, "pending": [], "done": 0, "handed": {}, "failed": 0, "children": 0}
+
+    def result(stage: str, genome: str) -> Path:
+        return run / "results" / stage / f"{genome}.json"
+
     pending = state["pending"]
-    if pending and all((run / "results" / stage / f"{g}.json").exists() for stage, g in pending):
-        state["done"] += len(pending)
+    if max_failed is not None:
+        for stage, genome in pending:
+            if not result(stage, genome).exists() and state["handed"].get(genome, 0) >= 2:
+                path = result(stage, genome)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps({"genome_id": genome, "stage": stage, "status": "failed",
+                                            "reason": "handed out twice without a result"}))
+                state["failed"] += 1
+        state_path.write_text(json.dumps(state))
+        if state["failed"] > max_failed:
+            _fail(f"failure budget exhausted: {state['failed']} evaluations of {run} failed, more than "
+                  f"--max-failed-evaluations {max_failed}")
+    if pending and all(result(stage, g).exists() for stage, g in pending):
+        ok = [g for stage, g in pending if json.loads(result(stage, g).read_text()).get("status") != "failed"
+              or max_failed is None]
+        state["done"] += len(ok)  # a failed child is re-mutated: its slot comes back in the next batch
         state["pending"] = pending = []
     if not pending and state["done"] < limit:
         state["batch"] += 1
         n = min(workers, limit - state["done"])
-        pending = [[stage_of(state["batch"]), _gid(run, state["batch"], i)] for i in range(n)]
+        pending = [[stage_of(state["batch"]), _gid(run, state["children"] + i)] for i in range(n)]
+        state["children"] += n
         state["pending"] = pending
+    missing = [[stage, g] for stage, g in pending if not result(stage, g).exists()]
+    for _, genome in missing:
+        state["handed"][genome] = state["handed"].get(genome, 0) + 1
     state_path.write_text(json.dumps(state))
     items = []
-    for i in range(0, len(pending), per_item):
-        chunk = pending[i:i + per_item]
+    for i in range(0, len(missing), per_item):
+        chunk = missing[i:i + per_item]
         item = {"run": str(run), "batch": state["batch"], "stage": chunk[0][0], "genomes": [g for _, g in chunk]}
         if profile_of:
             item["profile"], item["set"] = profile_of(state["batch"]), ["epochs=1"]
@@ -88,6 +131,7 @@ def main(argv: list[str]) -> int:
     step.add_argument("run")
     step.add_argument("--workers", type=_positive, default=1)
     step.add_argument("--genomes-per-item", type=_positive, default=1)
+    step.add_argument("--max-failed-evaluations", type=_non_negative, default=10)
     step.add_argument("--output-dir")
 
     evaluate = verbs.add_parser("evaluate")
@@ -127,7 +171,8 @@ def main(argv: list[str]) -> int:
             _fail(f"{args.run} is not initialised (nlfs init)")
         if args.verb == "controller":
             items, done = _plan(run, "state.json", args.workers, args.genomes_per_item,
-                                lambda b: "initial" if b == 1 else "main", BUDGET)
+                                lambda b: "initial" if b == 1 else "main", BUDGET,
+                                max_failed=args.max_failed_evaluations)
         else:
             items, done = _plan(run, "transfer-state.json", args.workers, args.genomes_per_item,
                                 lambda b: f"phase{b}", 3 * 2, lambda b: f"large-{b}")
@@ -142,12 +187,19 @@ def main(argv: list[str]) -> int:
             return 0
         if not args.genome or not args.stage:
             _fail("--run needs --stage and --genome")
+        failing = set(filter(None, os.environ.get("FAKE_NLFS_FAILING_LOSSES", "").split(",")))
+        crashing = set(filter(None, os.environ.get("FAKE_NLFS_CRASH", "").split(",")))
         for genome in args.genome:
+            if genome in crashing:
+                print(f"Traceback (most recent call last): a bug while training {genome}", file=sys.stderr)
+                return 1
             path = Path(args.run) / "results" / args.stage / f"{genome}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():  # create-only
+                status = "failed" if genome in failing else "ok"
                 path.write_text(json.dumps({"genome_id": genome, "stage": args.stage, "profile": args.profile,
-                                            "set": args.set, "status": "ok", "fitness": 0.5}))
+                                            "set": args.set, "status": status,
+                                            "fitness": None if status == "failed" else 0.5}))
             print(f"evaluate genome={genome} epoch=1 val_accuracy=0.5", file=sys.stderr)
         return 0
     return 2

@@ -20,40 +20,43 @@ from __future__ import annotations
 import json
 import math
 
-from nlfs import workflow
+from nlfs import argo
+from nlfs.argo import bounds
+from nlfs.argo import params as argo_params
+from nlfs.errors import NlfsError
 
 RUN = "s3://a-bucket-with-a-longish-name/runs/loss-search-2026-01-01"
 
 
 def _show(template: str, values: dict[str, str]) -> int:
-    rounds = int(values[workflow._ROUNDS_PARAM[template]])
+    rounds = int(values[argo_params.ROUNDS_PARAM[template]])
     pods = math.ceil(int(values["parallelism"]) / int(values["genomes-per-pod"]))
     print(f"\n{template}: {values['parallelism']} evaluations / {values['genomes-per-pod']} per pod "
           f"= {pods} evaluate pods per generation, x {rounds} generations per Workflow")
-    total = workflow.FIXED_BYTES
-    print(f"  stored template specs (fixed)      {workflow.FIXED_BYTES:>9,} B")
+    total = bounds.FIXED_BYTES
+    print(f"  stored template specs (fixed)      {bounds.FIXED_BYTES:>9,} B")
     for depth in range(rounds):
-        terms = workflow.generation_bytes(template, values, depth)
+        terms = bounds.generation_bytes(template, values, depth)
         total += sum(terms.values())
         print(f"  generation {depth + 1}: " + ", ".join(f"{k} {v:,} B" for k, v in terms.items()))
-    print(f"  total {total:,} B = {total / workflow.ARGO_OBJECT_LIMIT_BYTES:.1%} of Argo's 1 MB, "
-          f"{total / (1.5 * 2**20):.1%} of etcd's 1.5 MiB; budget {workflow.WORKFLOW_BUDGET_BYTES:,} B")
+    print(f"  total {total:,} B = {total / bounds.ARGO_OBJECT_LIMIT_BYTES:.1%} of Argo's 1 MB, "
+          f"{total / (1.5 * 2**20):.1%} of etcd's 1.5 MiB; budget {bounds.WORKFLOW_BUDGET_BYTES:,} B")
     return total
 
 
 def test_default_search_workflow_stays_far_below_argo_object_limit():
-    values = workflow.effective_params("nlfs-search", RUN)
+    values = argo_params.effective_params("nlfs-search", RUN)
     total = _show("nlfs-search", values)
-    assert total == workflow.estimate_workflow_bytes("nlfs-search", values)
-    assert total <= workflow.WORKFLOW_BUDGET_BYTES  # <= 25% of 1 MB: a 4x margin before compression
+    assert total == bounds.estimate_workflow_bytes("nlfs-search", values)
+    assert total <= bounds.WORKFLOW_BUDGET_BYTES  # <= 25% of 1 MB: a 4x margin before compression
     # Per evaluate pod: a Retry node and a Pod node, each storing every input (~1.7 kB with ours).
-    per_pod = workflow.generation_bytes("nlfs-search", values, 0)["evaluate"] / 8 / 2
+    per_pod = bounds.generation_bytes("nlfs-search", values, 0)["evaluate"] / 8 / 2
     assert 600 < per_pod < 4000  # the order of #1186's ~650 B/node, plus our inputs
 
 
 def test_default_transfer_workflow_stays_far_below_argo_object_limit():
-    values = workflow.effective_params("nlfs-transfer", RUN)
-    assert _show("nlfs-transfer", values) <= workflow.WORKFLOW_BUDGET_BYTES
+    values = argo_params.effective_params("nlfs-transfer", RUN)
+    assert _show("nlfs-transfer", values) <= bounds.WORKFLOW_BUDGET_BYTES
 
 
 def test_fixed_part_covers_the_stored_template_specs(templates):
@@ -63,20 +66,20 @@ def test_fixed_part_covers_the_stored_template_specs(templates):
     for name in ("nlfs-search", "nlfs-transfer"):
         stored = len(json.dumps(templates[name]["spec"])) + len(json.dumps(evaluate)) + 2000
         print(f"{name}: stored specs {stored:,} B")
-        assert stored <= workflow.FIXED_BYTES
+        assert stored <= bounds.FIXED_BYTES
 
 
 def test_size_grows_linearly_with_generations_and_render_refuses_past_the_budget():
-    small = workflow.effective_params("nlfs-search", RUN, {"generations-per-workflow": "1"})
-    big = workflow.effective_params("nlfs-search", RUN, {"generations-per-workflow": "2"})
-    one = workflow.estimate_workflow_bytes("nlfs-search", small) - workflow.FIXED_BYTES
-    two = workflow.estimate_workflow_bytes("nlfs-search", big) - workflow.FIXED_BYTES
+    small = argo_params.effective_params("nlfs-search", RUN, {"generations-per-workflow": "1"})
+    big = argo_params.effective_params("nlfs-search", RUN, {"generations-per-workflow": "2"})
+    one = bounds.estimate_workflow_bytes("nlfs-search", small) - bounds.FIXED_BYTES
+    two = bounds.estimate_workflow_bytes("nlfs-search", big) - bounds.FIXED_BYTES
     assert 1.9 * one < two < 2.2 * one  # recursion nests names a little: slightly more than linear
-    cap = workflow.max_rounds("nlfs-search", workflow.effective_params("nlfs-search", RUN))
-    assert cap >= int(workflow.TEMPLATES["nlfs-search"]["generations-per-workflow"])
+    cap = bounds.max_rounds("nlfs-search", argo_params.effective_params("nlfs-search", RUN))
+    assert cap >= int(argo_params.TEMPLATES["nlfs-search"]["generations-per-workflow"])
     try:
-        workflow.render("nlfs-search", RUN, {"generations-per-workflow": str(cap + 1)})
-    except workflow.NlfsError as err:
+        argo.render("nlfs-search", RUN, {"generations-per-workflow": str(cap + 1)})
+    except NlfsError as err:
         assert f"at most {cap}" in str(err)
     else:
         raise AssertionError("render accepted a Workflow over the size budget")
@@ -85,10 +88,10 @@ def test_size_grows_linearly_with_generations_and_render_refuses_past_the_budget
 def test_a_big_cluster_setting_is_caught_before_submission():
     """64 GPUs, one genome per pod, 10 generations would be ~2.3 MB: refused with the fix."""
     params = {"parallelism": "64", "genomes-per-pod": "1", "generations-per-workflow": "10"}
-    values = workflow.effective_params("nlfs-search", RUN, params)
-    assert workflow.estimate_workflow_bytes("nlfs-search", values) > workflow.ARGO_OBJECT_LIMIT_BYTES
+    values = argo_params.effective_params("nlfs-search", RUN, params)
+    assert bounds.estimate_workflow_bytes("nlfs-search", values) > bounds.ARGO_OBJECT_LIMIT_BYTES
     ok = dict(params, **{"genomes-per-pod": "4", "generations-per-workflow": "2"})
-    assert workflow.render("nlfs-search", RUN, ok)
+    assert argo.render("nlfs-search", RUN, ok)
 
 
 def test_even_with_every_retry_used_the_default_workflow_stays_under_argo_limit(templates):
@@ -97,11 +100,11 @@ def test_even_with_every_retry_used_the_default_workflow_stays_under_argo_limit(
     limit = int(next(t for t in templates["nlfs-evaluate"]["spec"]["templates"]
                      if t["name"] == "evaluate-item")["retryStrategy"]["limit"])
     factor = (1 + (limit + 1)) / 2
-    values = workflow.effective_params("nlfs-search", RUN)
+    values = argo_params.effective_params("nlfs-search", RUN)
     rounds = int(values["generations-per-workflow"])
-    worst = workflow.FIXED_BYTES + sum(
+    worst = bounds.FIXED_BYTES + sum(
         t["steps, groups, skipped"] + factor * (t["controller"] + t["evaluate"])
-        for t in (workflow.generation_bytes("nlfs-search", values, d) for d in range(rounds)))
+        for t in (bounds.generation_bytes("nlfs-search", values, d) for d in range(rounds)))
     print(f"\nworst case, {limit} retries of every pod: {worst:,.0f} B "
-          f"= {worst / workflow.ARGO_OBJECT_LIMIT_BYTES:.1%} of Argo's 1 MB")
-    assert worst < 0.6 * workflow.ARGO_OBJECT_LIMIT_BYTES
+          f"= {worst / bounds.ARGO_OBJECT_LIMIT_BYTES:.1%} of Argo's 1 MB")
+    assert worst < 0.6 * bounds.ARGO_OBJECT_LIMIT_BYTES

@@ -9,6 +9,7 @@ fake_nlfs.py (the CLI contract, exactly) they prove the templates' plumbing; aga
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -17,7 +18,10 @@ from pathlib import Path
 
 import pytest
 from argo_docs import schema_errors
-from argo_sim import ArgoSim, SimError, evaluate, pod_path
+from argo_sim import DELETED, EVICTED, NODE_SHUTDOWN, OOM_KILLED, ArgoSim, Fault, SimError, evaluate, pod_path
+from fake_nlfs import _gid
+
+from nlfs.argo import chain
 
 FAKE = Path(__file__).with_name("fake_nlfs.py")
 VENV_BIN = Path(sys.executable).parent
@@ -37,9 +41,12 @@ def fake_bin(tmp_path: Path) -> Path:
     return bin_dir
 
 
-def _sim(templates, tmp_path: Path, bin_dir: Path, log: Path | None = None) -> ArgoSim:
+def _sim(templates, tmp_path: Path, bin_dir: Path, log: Path | None = None, **env: str) -> ArgoSim:
     (tmp_path / "home").mkdir(exist_ok=True)
-    env = {"FAKE_NLFS_LOG": str(log)} if log else {}
+    if log:
+        env["FAKE_NLFS_LOG"] = str(log)
+    if os.environ.get("PYTHONPATH"):  # a checkout run without installing it: pods import it too
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return ArgoSim(templates, path=pod_path(bin_dir), secrets=SECRETS, workdir=tmp_path, base_env=env)
 
 
@@ -132,9 +139,137 @@ def test_evaluate_template_runs_one_genome_or_one_named_loss(templates, tmp_path
     assert _calls(log, "evaluate")[-1] == ["evaluate", "--loss", "cross_entropy", "--profile", "tiny"]
 
 
-def test_evaluate_template_rejects_a_run_without_genome(templates, tmp_path, fake_bin):
-    with pytest.raises(SimError, match="exited 2"):
-        _sim(templates, tmp_path, fake_bin).run("nlfs-evaluate", {"run": str(tmp_path / "r"), "genome": ""})
+def test_evaluate_template_rejects_a_run_without_genome_once_with_its_reason(templates, tmp_path, fake_bin):
+    result = _sim(templates, tmp_path, fake_bin).run("nlfs-evaluate", {"run": str(tmp_path / "r"), "genome": ""})
+    assert result.phase == "Failed"
+    (attempt,) = result.attempts("evaluate-item")  # exit 2 is deterministic: never retried
+    assert attempt.exit_code == "2" and attempt.message.startswith("main: Error (exit code 2): nlfs-evaluate: error:")
+    assert result.message.startswith("child '")  # Argo's own words for a failed steps Workflow
+    assert chain.summarize(result.workflow())["message"] == attempt.message
+
+
+def test_the_simulator_refuses_a_container_without_command_as_the_controller_does(templates, tmp_path, fake_bin):
+    """Without `command` Argo's emissary must look the image's entrypoint up in its registry."""
+    docs = copy.deepcopy(templates)
+    init = next(t for t in docs["nlfs-search"]["spec"]["templates"] if t["name"] == "init")
+    del init["container"]["command"]
+    with pytest.raises(SimError, match="failed to look-up entrypoint/cmd for image"):
+        _sim(docs, tmp_path, fake_bin).run("nlfs-search", {"run": str(tmp_path / "run"), "config": "c"})
+
+
+def test_output_parameters_lose_one_trailing_newline_as_argo_trims_them(templates, tmp_path, fake_bin):
+    run = tmp_path / "run"
+    result = _sim(templates, tmp_path, fake_bin).run(
+        "nlfs-search", {"run": str(run), "config": "c", "parallelism": "2", "generations-per-workflow": "2"})
+    assert (run / "state.json").exists()
+    dones = [e.outputs["outputs.parameters.done"] for e in result.ran("controller-step")]
+    assert dones[0] == "false"  # the fake writes "false\n", as `echo` would
+    assert len(result.ran("controller-step")) == 2  # so the loop went on
+
+
+def _search_args(run: Path, **extra: str) -> dict[str, str]:
+    return {"run": str(run), "config": "fake", "parallelism": "4", "genomes-per-pod": "1",
+            "generations-per-workflow": "6", **extra}
+
+
+def test_search_retries_evicted_oom_killed_and_deleted_pods_not_a_failing_loss_and_completes(
+        templates, tmp_path, fake_bin):
+    """Issue 11, done 2: three infrastructure faults mid-training are retried (with backoff), a
+    loss that fails deterministically is not, and the search finishes with every result."""
+    run = tmp_path / "run"
+    # The fake's children in order: a failed loss is re-mutated, so 6 evaluations take 7 children.
+    genomes = [_gid(run, i) for i in range(7)]
+    sim = _sim(templates, tmp_path, fake_bin, FAKE_NLFS_FAILING_LOSSES=genomes[3])
+    sim.inject("evaluate-item", genomes[0], EVICTED)
+    sim.inject("evaluate-item", genomes[1], OOM_KILLED)
+    sim.inject("evaluate-item", genomes[2], DELETED)
+    sim.inject("evaluate-item", genomes[4], NODE_SHUTDOWN)
+    result = sim.run("nlfs-search", _search_args(run))
+
+    assert result.phase == "Succeeded", result.message
+    ran = {g: sum(g in e.env["NLFS_ITEM"] for e in result.ran("evaluate-item")) for g in genomes}
+    assert [ran[g] for g in genomes] == [1] * 7  # each trained to the end exactly once
+    failed_attempts = [n for n in result.attempts("evaluate-item") if n.phase != "Succeeded"]
+    assert [(n.phase, n.exit_code) for n in failed_attempts] == [
+        ("Failed", "137"), ("Failed", "137"), ("Error", "-1"), ("Failed", "143")]
+    assert all(n.name.endswith("(0)") for n in failed_attempts)  # first attempts, then a retry
+    assert len(result.attempts("evaluate-item")) == 7 + 4
+    assert [wait for _, wait in result.backoffs] == [120.0] * 4  # 2m, the first retry's wait
+    records = {g: json.loads((run / "results" / ("initial" if i < 4 else "main") / f"{g}.json").read_text())
+               for i, g in enumerate(genomes)}
+    assert [records[g]["status"] for g in genomes] == ["ok", "ok", "ok", "failed", "ok", "ok", "ok"]
+    assert len(result.ran("controller-step")) == 3  # two generations and the finalize
+
+
+def test_a_crashing_evaluation_is_not_retried_and_the_search_goes_on_within_the_budget(
+        templates, tmp_path, fake_bin):
+    """Exit 1 (a bug) is deterministic: the pod is not retried, its step continues, the controller
+    hands the genome out again and, after a second hand-out, records it as a failed evaluation."""
+    run = tmp_path / "run"
+    bad = _gid(run, 0)
+    sim = _sim(templates, tmp_path, fake_bin, FAKE_NLFS_CRASH=bad)
+    result = sim.run("nlfs-search", _search_args(run, **{"max-failed-evaluations": "1"}))
+    assert result.phase == "Succeeded", result.message
+    crashed = [n for n in result.attempts("evaluate-item") if n.phase == "Failed"]
+    assert len(crashed) == 2 and all(n.exit_code == "1" and n.name.endswith("(0)") for n in crashed)
+    record = json.loads((run / "results" / "initial" / f"{bad}.json").read_text())
+    assert record["status"] == "failed"
+    assert len(list(run.glob("results/*/*.json"))) == 7  # 6 children and the failed one
+
+
+def test_past_the_failure_budget_the_search_stops_with_a_one_line_reason(templates, tmp_path, fake_bin):
+    run = tmp_path / "run"
+    crash = ",".join(_gid(run, i) for i in range(12))
+    sim = _sim(templates, tmp_path, fake_bin, FAKE_NLFS_CRASH=crash)
+    result = sim.run("nlfs-search", _search_args(run, **{"max-failed-evaluations": "2"}))
+    assert result.phase == "Failed"
+    last_step = result.attempts("controller-step")[-1]
+    assert last_step.phase == "Failed" and last_step.exit_code == "2"
+    assert last_step.name.endswith("(0)")  # exit 2: not retried
+    reason = chain.summarize(result.workflow())["message"]
+    assert reason.startswith("main: Error (exit code 2): nlfs: error: failure budget exhausted:")
+    assert "\n" not in reason and "more than --max-failed-evaluations 2" in reason
+    assert result.created == []  # no continuation of a stopped search
+
+
+def test_max_duration_would_have_stopped_the_retry_of_a_long_training(templates, tmp_path, fake_bin):
+    """The old evaluate retryStrategy (maxDuration 30m from the first attempt's start) never
+    retried a pod that ran longer; the current one does."""
+    old = copy.deepcopy(templates)
+    item = next(t for t in old["nlfs-evaluate"]["spec"]["templates"] if t["name"] == "evaluate-item")
+    item["retryStrategy"] = {"limit": "3", "retryPolicy": "OnError",
+                             "backoff": {"duration": "1m", "factor": "2", "maxDuration": "30m"}}
+    args = {"run": str(tmp_path / "run"), "stage": "main", "genome": "0123456789abcdef"}
+    for docs, attempts in ((old, 1), (templates, 2)):
+        sim = _sim(docs, tmp_path, fake_bin)
+        sim.inject("evaluate-item", "0123456789abcdef", Fault("Failed", "137", "main: OOMKilled (exit code 137)",
+                                                              seconds=2 * 3600))
+        result = sim.run("nlfs-evaluate", args)
+        assert len(result.attempts("evaluate-item")) == attempts
+
+
+def test_a_retried_continuation_step_starts_no_second_chain(templates, tmp_path, fake_bin):
+    """The step created the next Workflow, then its pod was lost: the retry applies the same name."""
+    run = tmp_path / "run"
+    sim = _sim(templates, tmp_path, fake_bin)
+    sim.inject("submit-continuation", "nlfs-search", Fault("Error", "-1", "pod deleted", after=True))
+    result = sim.run("nlfs-search", _search_args(run, **{"generations-per-workflow": "1"}))
+    assert result.phase == "Succeeded", result.message
+    assert [n.phase for n in result.attempts("submit-continuation")] == ["Error", "Succeeded"]
+    assert len(result.created) == 1 and len(sim.objects) == 1
+
+
+def test_workflow_parameters_json_has_argos_shape_and_carries_every_value(templates, tmp_path, fake_bin):
+    run = tmp_path / "run"
+    args = _search_args(run, **{"generations-per-workflow": "1", "profile-set": '["note=a<b&c"]'})
+    first = _sim(templates, tmp_path, fake_bin).run("nlfs-search", args)
+    (continuation,) = first.created
+    params = continuation["spec"]["arguments"]["parameters"]
+    declared = templates["nlfs-search"]["spec"]["arguments"]["parameters"]
+    assert [p["name"] for p in params] == [p["name"] for p in declared]  # all of them, in order
+    assert all(p.get("description") == d.get("description") for p, d in zip(params, declared))
+    assert {p["name"]: p["value"] for p in params}["profile-set"] == '["note=a<b&c"]'
+    assert schema_errors(continuation) == []
 
 
 def test_transfer_rounds_fan_out_planned_items_with_their_profiles(templates, tmp_path, fake_bin):
@@ -174,6 +309,8 @@ def test_real_cli_runs_a_search_generation_as_the_template_says(templates, tmp_p
         result = sim.run("nlfs-search", args)
     except SimError as err:
         pytest.fail(f"the real CLI broke the template contract: {err}")
+    failed = [n.message for n in result.nodes if n.phase != "Succeeded"]
+    assert result.phase == "Succeeded", f"the real CLI broke the template contract: {failed}"
     (step, *finalize) = result.ran("controller-step")
     items = _assert_items_contract(step.outputs["outputs.parameters.items"], 2, 2)
     assert json.loads(step.stdout) == items, "stdout must be exactly the items list"
@@ -205,7 +342,7 @@ def test_real_cli_plans_transfer_rounds_as_the_template_says(templates, tmp_path
     sys.path.insert(0, str(Path(__file__).parent.parent / "transfer"))
     from runkit import synthetic_search, tiny_protocol
 
-    from nlfs.runs import open_run
+    from nlfs.notebook import open_run
     from nlfs.transfer.plan import ensure_protocol
 
     run = tmp_path / "run"
@@ -217,10 +354,12 @@ def test_real_cli_plans_transfer_rounds_as_the_template_says(templates, tmp_path
     args = {"run": str(run), "parallelism": "2", "genomes-per-pod": "2", "rounds-per-workflow": "2"}
     try:
         first = sim.run("nlfs-transfer", args)
+        assert first.phase == "Succeeded", [n.message for n in first.nodes if n.phase != "Succeeded"]
         (continuation,) = first.created  # 2 rounds (phase 1, then 2 of the 3 grid units): not done
         assert schema_errors(continuation) == []
         carried = {p["name"]: p["value"] for p in continuation["spec"]["arguments"]["parameters"]}
         second = sim.run("nlfs-transfer", carried, entrypoint=continuation["spec"]["entrypoint"])
+        assert second.phase == "Succeeded", [n.message for n in second.nodes if n.phase != "Succeeded"]
     except SimError as err:
         pytest.fail(f"the real CLI broke the template contract: {err}")
     plans = first.ran("plan") + second.ran("plan")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from argo_docs import ROOT, WORKFLOWS, load_templates, schema_errors, template_files
-from argo_sim import substitute
+from argo_sim import evaluate, substitute
 
-from nlfs import workflow
+from nlfs import argo
 
 SIMPLE_TAG = re.compile(r"\{\{\s*([^=][^}]*?)\s*\}\}")
 EXPR_TAG = re.compile(r"\{\{=(.*?)\}\}", re.S)
@@ -37,12 +37,12 @@ def _text(obj) -> str:
     return json.dumps(obj)
 
 
-def _base_docs() -> dict[str, dict]:
-    docs = {}
+def _base_docs() -> dict[str, list[dict]]:
+    docs: dict[str, list[dict]] = {}
     for path in sorted((ROOT / "k8s" / "base").glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and "kind" in doc and doc["kind"] != "Kustomization":
-                docs[doc["kind"]] = doc
+                docs.setdefault(doc["kind"], []).append(doc)
     return docs
 
 
@@ -168,16 +168,16 @@ def test_every_step_output_used_is_produced_by_an_earlier_step():
 
 
 def test_python_registry_matches_the_templates_parameters(templates):
-    """nlfs.workflow.TEMPLATES (render's validation) is the YAML's parameter list, with defaults."""
+    """nlfs.argo.TEMPLATES (render's validation) is the YAML's parameter list, with defaults."""
     for name, doc in templates.items():
         declared = {p["name"]: p.get("value") for p in doc["spec"]["arguments"]["parameters"]}
-        assert workflow.TEMPLATES[name] == declared
+        assert argo.TEMPLATES[name] == declared
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_template_defaults_are_valid_parameter_values(name):
-    values = workflow.effective_params(name, "s3://bucket/runs/r1")
-    assert workflow.render(name, "s3://bucket/runs/r1")["spec"]["workflowTemplateRef"] == {"name": name}
+    values = argo.effective_params(name, "s3://bucket/runs/r1")
+    assert argo.render(name, "s3://bucket/runs/r1")["spec"]["workflowTemplateRef"] == {"name": name}
     assert json.loads(values["tolerations"]) and isinstance(json.loads(values["node-selector"]), dict)
 
 
@@ -188,35 +188,135 @@ def _evaluate_item(templates) -> dict:
     return next(t for t in templates["nlfs-evaluate"]["spec"]["templates"] if t["name"] == "evaluate-item")
 
 
-def test_pod_spec_patch_renders_a_valid_gpu_pod(templates):
+@pytest.mark.parametrize("gpu_resource", ["nvidia.com/gpu", "nvidia.com/mig-1g.10gb"])
+def test_pod_spec_patch_renders_a_valid_gpu_pod(templates, gpu_resource):
     import kubernetes_validate
 
     tmpl = _evaluate_item(templates)
-    defaults = workflow.effective_params("nlfs-search", "s3://b/r")
+    defaults = argo.effective_params("nlfs-search", "s3://b/r", {"gpu-resource": gpu_resource})
     scope = {f"inputs.parameters.{k}": v for k, v in defaults.items()}
     patch = json.loads(substitute(tmpl["podSpecPatch"], scope))
     (main,) = patch["containers"]
     resources = main["resources"]
-    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "1"
+    assert resources["requests"][gpu_resource] == resources["limits"][gpu_resource] == "1"
     assert resources["requests"]["memory"] == resources["limits"]["memory"]
+    # The dataset cache's size limit is requested as ephemeral storage, so the scheduler places the
+    # pod where the cache fits instead of the kubelet evicting it later.
+    volumes = json.loads(substitute(json.dumps(tmpl["volumes"]), scope))
+    cache = next(v for v in volumes if v["name"] == "dataset-cache")
+    assert resources["requests"]["ephemeral-storage"] == cache["emptyDir"]["sizeLimit"] == defaults["cache-size"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "evaluate"},
            "spec": {"containers": [{"name": "main", "image": "nlfs:0.1.0", "resources": resources}],
-                    "nodeSelector": patch["nodeSelector"], "tolerations": patch["tolerations"]}}
+                    "nodeSelector": patch["nodeSelector"], "tolerations": patch["tolerations"],
+                    "volumes": volumes}}
     kubernetes_validate.validate(pod, "1.33.0", strict=True)
 
 
-def test_evaluate_pods_retry_on_infrastructure_errors_only_with_backoff(templates):
-    retry = _evaluate_item(templates)["retryStrategy"]
-    assert retry["retryPolicy"] == "OnError" and "expression" not in retry
-    assert int(retry["limit"]) >= 1 and retry["backoff"]["duration"] and retry["backoff"]["maxDuration"]
+def _retries(retry: dict, exit_code: str, status: str, message: str) -> bool:
+    """Would Argo retry after this attempt? The policy first, then the expression, as Argo's
+    processNodeRetries does (workflow/controller/operator.go)."""
+    policy = retry.get("retryPolicy") or ("Always" if retry.get("expression") else "OnFailure")
+    if status == "Failed" and policy not in ("Always", "OnFailure"):
+        return False
+    if status == "Error" and policy not in ("Always", "OnError"):
+        return False
+    if "expression" not in retry:
+        return True
+    scope = {"lastRetry.exitCode": exit_code, "lastRetry.status": status, "lastRetry.message": message}
+    return evaluate(retry["expression"], scope) is True
 
 
-def test_evaluate_pods_hold_the_gpu_semaphore_and_have_a_deadline(templates):
+# (exit code, node phase, node message) of what happens to pods, as Argo's controller reports them
+# (workflow/controller/operator.go: inferFailedReason, podReconciliation).
+INFRASTRUCTURE = {
+    "OOM kill": ("137", "Failed", "main: OOMKilled (exit code 137)"),
+    "eviction": ("137", "Failed", "The node was low on resource: memory. Threshold quantity: 100Mi."),
+    "node shutdown": ("143", "Failed", "Pod was terminated in response to imminent node shutdown."),
+    "pod deleted (preemption, a user)": ("-1", "Error", "pod deleted"),
+    "init container failed": ("-1", "Error", "init: Error (exit code 1): failed to copy the executor"),
+    "wait container failed": ("0", "Failed", "pod failed: wait container did not complete successfully"),
+}
+DETERMINISTIC = {
+    "bad input": ("2", "Failed", "main: Error (exit code 2): nlfs: error: no genome 0123456789abcdef"),
+    "a bug": ("1", "Failed", "main: Error (exit code 1)"),
+    "bad input mentioning an eviction": ("2", "Failed", "main: Error (exit code 2): nlfs: error: evicted"),
+    "own deadline": ("137", "Failed", "Pod was active on the node longer than the specified deadline"),
+}
+
+
+def _pod_templates(templates):
+    for wft_name, tmpl in _each_template():
+        if "container" in tmpl or "script" in tmpl:
+            yield wft_name, tmpl
+
+
+@pytest.mark.parametrize("case", sorted(INFRASTRUCTURE))
+def test_every_pod_retries_what_infrastructure_does_to_it(templates, case):
+    for wft_name, tmpl in _pod_templates(templates):
+        assert _retries(tmpl["retryStrategy"], *INFRASTRUCTURE[case]), f"{wft_name}/{tmpl['name']}: {case}"
+
+
+@pytest.mark.parametrize("case", sorted(DETERMINISTIC))
+def test_no_pod_retries_a_deterministic_failure(templates, case):
+    for wft_name, tmpl in _pod_templates(templates):
+        assert not _retries(tmpl["retryStrategy"], *DETERMINISTIC[case]), f"{wft_name}/{tmpl['name']}: {case}"
+
+
+def test_retry_backoff_suits_hours_long_trainings(templates):
+    """No maxDuration (it counts from the first attempt's start and becomes each retry's deadline:
+    an evaluation that ran longer would never be retried); no nodeAntiAffinity (a retry on a
+    one-GPU-node cluster would never be scheduled); backoff doubling from a short base."""
+    for wft_name, tmpl in _each_template():
+        retry = tmpl.get("retryStrategy")
+        if retry is None:
+            continue
+        assert int(retry["limit"]) >= 3, f"{wft_name}/{tmpl['name']}"
+        assert "maxDuration" not in retry["backoff"] and "affinity" not in retry, f"{wft_name}/{tmpl['name']}"
+        assert retry["backoff"]["duration"] and int(retry["backoff"]["factor"]) == 2
+    evaluate_retry = _evaluate_item(templates)["retryStrategy"]
+    assert evaluate_retry["backoff"]["duration"] == "2m"
+
+
+def test_every_template_pod_has_an_explicit_command(templates):
+    """Without `command`, Argo's emissary looks the image's entrypoint up in its registry, which
+    fails for an image loaded into kind or in a private registry (workflowpod.go)."""
+    pods = list(_pod_templates(templates))
+    assert len(pods) == 4
+    for wft_name, tmpl in pods:
+        body = tmpl.get("container") or tmpl.get("script")
+        assert body.get("command"), f"{wft_name}/{tmpl['name']} has no command"
+        if "container" in tmpl:
+            assert body["command"] == ["nlfs"], f"{wft_name}/{tmpl['name']}"
+
+
+def test_a_failed_evaluate_pod_does_not_stop_the_search_or_the_transfer(templates):
+    for name, loop in (("nlfs-search", "generation"), ("nlfs-transfer", "round")):
+        tmpl = next(t for t in templates[name]["spec"]["templates"] if t["name"] == loop)
+        (evaluate_step,) = [s for g in tmpl["steps"] for s in g if s["name"] == "evaluate"]
+        assert evaluate_step["continueOn"] == {"failed": True, "error": True}
+        planners = [s for g in tmpl["steps"] for s in g if s.get("template") in ("controller-step", "plan")]
+        assert planners and all("continueOn" not in s for s in planners), "a planner failure must stop"
+
+
+def test_the_search_passes_its_failure_budget_to_every_controller_step(templates):
+    step = next(t for t in templates["nlfs-search"]["spec"]["templates"] if t["name"] == "controller-step")
+    args = step["container"]["args"]
+    assert args[args.index("--max-failed-evaluations") + 1] == "{{workflow.parameters.max-failed-evaluations}}"
+    assert argo.TEMPLATES["nlfs-search"]["max-failed-evaluations"] == "10"
+
+
+def test_gpus_are_limited_by_a_quota_not_a_semaphore_held_through_backoff(templates):
+    """Argo holds a template's semaphore on the retry node until the last attempt ends, backoff
+    included (operator.go, executeTemplate); a ResourceQuota counts only pods that exist."""
+    assert "synchronization" not in _evaluate_item(templates)
+    (quota,) = _base_docs()["ResourceQuota"]
+    default = argo.TEMPLATES["nlfs-search"]["gpu-resource"]
+    assert int(quota["spec"]["hard"][f"requests.{default}"]) > 0
+    assert all(argo.TEMPLATES[name]["gpu-resource"] == default for name in argo.TEMPLATES)
+
+
+def test_evaluate_pods_have_a_deadline(templates):
     tmpl = _evaluate_item(templates)
-    (semaphore,) = tmpl["synchronization"]["semaphores"]
-    configmap = _base_docs()["ConfigMap"]
-    assert semaphore["configMapKeyRef"]["name"] == configmap["metadata"]["name"]
-    assert semaphore["configMapKeyRef"]["key"] in configmap["data"]
     assert tmpl["activeDeadlineSeconds"] == "{{inputs.parameters.deadline-seconds}}"
 
 
@@ -229,21 +329,65 @@ def test_evaluate_pods_cache_datasets_in_an_empty_dir(templates):
 
 
 def test_every_pod_template_carries_its_own_volumes_and_security_context(templates):
-    """Spec-level volumes and pod settings do not travel with templateRef: each template has its own."""
-    sa = _base_docs()["ServiceAccount"]["metadata"]["name"]
+    """Spec-level volumes and pod settings do not travel with templateRef: each template has its
+    own. Every container meets Pod Security `restricted` with a read-only root filesystem, and
+    every path nlfs writes (/tmp, $HOME, the dataset cache) is a mounted volume."""
     for wft_name, tmpl in _each_template():
         body = tmpl.get("container") or tmpl.get("script")
         if body is None:
             continue
         own = {v["name"] for v in tmpl.get("volumes", [])}
-        assert {m["name"] for m in body.get("volumeMounts", [])} <= own, f"{wft_name}/{tmpl['name']}"
+        mounts = {m["mountPath"]: m["name"] for m in body.get("volumeMounts", [])}
+        assert set(mounts.values()) <= own, f"{wft_name}/{tmpl['name']}"
+        assert {"/tmp", "/home/nlfs"} <= set(mounts), f"{wft_name}/{tmpl['name']} writes /tmp and $HOME"
         security = body["securityContext"]
         assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"]
+        assert security["readOnlyRootFilesystem"] is True, f"{wft_name}/{tmpl['name']}"
         pod_security = tmpl.get("securityContext") or templates[wft_name]["spec"]["securityContext"]
         if wft_name != "nlfs-evaluate" or tmpl["name"] == "evaluate-item":
             assert pod_security["runAsNonRoot"] is True and pod_security["runAsUser"] != 0
             assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert (tmpl.get("serviceAccountName") or templates[wft_name]["spec"]["serviceAccountName"]) == sa
+
+
+def _accounts() -> dict[str, dict]:
+    return {sa["metadata"]["name"]: sa for sa in _base_docs()["ServiceAccount"]}
+
+
+def _setting(templates, wft_name: str, tmpl: dict, key: str):
+    return tmpl[key] if key in tmpl else templates[wft_name]["spec"].get(key)
+
+
+def test_no_pod_but_the_continuation_carries_a_token_that_may_create_workflows(templates):
+    """nlfs's containers run as nlfs-workflow with no token; Argo's executor gets nlfs-executor's
+    (workflowtaskresults only); only the continuation's executor runs as nlfs-continuation."""
+    accounts = _accounts()
+    assert set(accounts) == {"nlfs-workflow", "nlfs-executor", "nlfs-continuation"}
+    for wft_name, tmpl in _each_template():
+        if not ({"container", "script", "resource"} & set(tmpl)):
+            continue
+        where = f"{wft_name}/{tmpl['name']}"
+        assert _setting(templates, wft_name, tmpl, "serviceAccountName") == "nlfs-workflow", where
+        assert _setting(templates, wft_name, tmpl, "automountServiceAccountToken") is False, where
+        executor = _setting(templates, wft_name, tmpl, "executor")["serviceAccountName"]
+        expected = "nlfs-continuation" if tmpl["name"] == "submit-continuation" else "nlfs-executor"
+        assert executor == expected, where
+    for name in accounts:
+        assert accounts[name]["automountServiceAccountToken"] is False
+    # Argo mounts an executor's token from the Secret <account>.service-account-token.
+    tokens = {s["metadata"]["name"]: s for s in _base_docs()["Secret"]}
+    for name in ("nlfs-executor", "nlfs-continuation"):
+        secret = tokens[f"{name}.service-account-token"]
+        assert secret["type"] == "kubernetes.io/service-account-token"
+        assert secret["metadata"]["annotations"]["kubernetes.io/service-account.name"] == name
+
+
+def test_every_pod_is_labelled_for_the_network_policies(templates):
+    for wft_name, tmpl in _each_template():
+        if not ({"container", "script", "resource"} & set(tmpl)):
+            continue
+        labels = dict((templates[wft_name]["spec"].get("podMetadata") or {}).get("labels") or {})
+        labels.update((tmpl.get("metadata") or {}).get("labels") or {})
+        assert labels.get("app.kubernetes.io/name") == "nlfs" and labels.get("nlfs.io/role"), f"{wft_name}/{tmpl['name']}"
 
 
 def test_workflows_are_garbage_collected_bounded_and_labelled_by_run(templates):
@@ -253,25 +397,39 @@ def test_workflows_are_garbage_collected_bounded_and_labelled_by_run(templates):
         assert spec["podGC"]["deleteDelayDuration"]
         assert spec["ttlStrategy"]["secondsAfterSuccess"] > 0 and spec["ttlStrategy"]["secondsAfterFailure"] > 0
         assert int(spec["activeDeadlineSeconds"]) > 0
-        expression = spec["workflowMetadata"]["labelsFrom"][workflow.RUN_LABEL]["expression"]
+        expression = spec["workflowMetadata"]["labelsFrom"][argo.RUN_LABEL]["expression"]
         assert expression == "sprig.trunc(16, sprig.sha256sum(workflow.parameters.run))"
-    assert workflow.run_label("s3://b/r") == __import__("hashlib").sha256(b"s3://b/r").hexdigest()[:16]
+    assert argo.run_label("s3://b/r") == __import__("hashlib").sha256(b"s3://b/r").hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", ["nlfs-search", "nlfs-transfer"])
+def test_one_chain_per_run_every_workflow_of_a_run_holds_its_mutex(templates, name):
+    (mutex,) = templates[name]["spec"]["synchronization"]["mutexes"]
+    scope = {"workflow.parameters.run": "s3://b/r"}
+    assert substitute(mutex["name"], scope) == f"nlfs-run-{argo.run_label('s3://b/r')}"
+    assert "synchronization" not in templates["nlfs-evaluate"]["spec"]  # one evaluation may run beside
 
 
 @pytest.mark.parametrize("name", ["nlfs-search", "nlfs-transfer"])
 def test_continuation_is_a_new_workflow_of_the_same_template_not_owned_by_this_one(templates, name):
     doc = templates[name]
     tmpl = next(t for t in doc["spec"]["templates"] if t["name"] == "submit-continuation")
-    assert tmpl["resource"]["action"] == "create" and tmpl["resource"]["setOwnerReference"] is False
+    # `apply` of a name fixed by this Workflow's uid: a retried step finds the Workflow it created
+    # instead of starting a second chain (generateName + create would).
+    assert tmpl["resource"]["action"] == "apply" and tmpl["resource"]["setOwnerReference"] is False
     params = [{"name": p["name"], "value": p.get("value", "x")} for p in doc["spec"]["arguments"]["parameters"]]
-    manifest = json.loads(substitute(tmpl["resource"]["manifest"], {
-        "workflow.name": f"{name}-abcde", "workflow.parameters.json": json.dumps(params)}))
+    scope = {"workflow.name": f"{name}-abcde", "workflow.uid": "0b7c5a4e-6f1d-4c55-9a7e-2d9f1c3b8e10",
+             "workflow.parameters.json": json.dumps(params)}
+    manifest = json.loads(substitute(tmpl["resource"]["manifest"], scope))
+    again = json.loads(substitute(tmpl["resource"]["manifest"], scope))
     assert schema_errors(manifest) == []
-    assert manifest["metadata"]["generateName"] == f"{name}-" and "name" not in manifest["metadata"]
+    assert manifest["metadata"]["name"] == again["metadata"]["name"] == f"{name}-{scope['workflow.uid']}"
+    assert "generateName" not in manifest["metadata"] and len(manifest["metadata"]["name"]) <= 63
+    assert manifest["metadata"]["annotations"]["nlfs.io/continues"] == f"{name}-abcde"
     assert manifest["spec"]["workflowTemplateRef"] == {"name": name}
     assert manifest["spec"]["entrypoint"] in {t["name"] for t in doc["spec"]["templates"]}
     assert manifest["spec"]["arguments"]["parameters"] == params
-    # Nothing else: Argo refuses pod-level overrides of a WorkflowTemplate from a Workflow.
+    # Nothing else: under templateReferencing Strict/Secure a Workflow may override only an allow-list.
     assert set(manifest["spec"]) == {"workflowTemplateRef", "entrypoint", "arguments"}
 
 
