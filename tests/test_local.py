@@ -62,6 +62,10 @@ def test_search_runs_to_the_end_and_prints_the_top_losses(tmp_path):
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "search finished" in out and "8/8 children" in out
+    state = open_run(run).state()
+    saved = state.counters.gate_failures
+    assert f"gate: {saved} failed, each saving a main-stage training ({saved} saved)" in out
+    assert "main-stage trainings: " in out and "population: 4 members, median fitness" in out
     assert "cross-entropy on the same profile (tiny)" in out
     assert out.count("mean_b sum_c") == 5  # the top five, best first
     state = open_run(run).state()

@@ -31,6 +31,8 @@ def test_results_before_the_protocol_show_the_search(finished: Finished, reading
     assert summary["format"] == "nlfs.results/v1" and summary["run"] == reading.uri
     assert summary["progress"]["done"] and summary["progress"]["evaluations"] == state.counters.evaluations
     assert summary["progress"]["protocol"] is None
+    c = state.counters
+    assert (summary["progress"]["gate_failures"], summary["progress"]["remutations"]) == (c.gate_failures, c.remutations)
     assert [r["id"] for r in summary["top"]] == [m.id for m in state.top[:10]]
     assert all(r["stage"] == "main" and r["runs"] == 1 for r in summary["top"])
     assert summary["baseline"] is not None  # the search evaluated cross-entropy on its profile
@@ -70,6 +72,8 @@ def test_transfer_again_is_a_no_op(finished: Finished, reading):
 def test_results_after_the_protocol_show_how_far_each_loss_went(finished: Finished, reading):
     text = finished.out["results"]
     assert "protocol: done" in text and "failures by status" in text
+    saved = reading.state().counters.gate_failures
+    assert f"gate: {saved} failed, saving {saved} main-stage trainings" in text
     summary = json.loads(finished.out["results-json"])
     stages = {r["id"]: r["stage"] for r in summary["top"]}
     for r in reading.elimination()[0].ranking:
