@@ -165,8 +165,9 @@ def _count_handouts(run: Run, config: SearchConfig, state: State, missing: list[
     (adding their outcomes), and count one more hand-out for those handed out now (returned)."""
     handout: list[str] = []
     stage = state.pending.stage
+    missing_ids = {m.id for m in missing}
     for slot in state.pending.slots:
-        if slot.id not in {m.id for m in missing}:
+        if slot.id not in missing_ids:
             continue
         if slot.handouts >= MAX_HANDOUTS:
             record = _lost_record(run, config, stage, slot)
