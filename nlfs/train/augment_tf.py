@@ -124,22 +124,34 @@ def _round_half_away(v: torch.Tensor) -> torch.Tensor:
     return (whole + (v - whole >= 0.5).to(v.dtype)).long()
 
 
+def source_index(transforms: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """int64 [N, H W]: for each output pixel (row-major), the flat index of the input pixel that
+    TF's ImageProjectiveTransformV2 (NEAREST, REFLECT) reads. transforms float32 [N, 6] map output
+    (x, y) to input (t0 x + t1 y + t2, t3 x + t4 y + t5): products and sums in the kernel's order,
+    unfused, then reflect, clamp and round half away from zero."""
+    n, dev = transforms.shape[0], transforms.device
+    t = transforms.to(torch.float32).view(n, 6, 1, 1)
+    ox = torch.arange(width, device=dev, dtype=torch.float32).view(1, 1, width)
+    oy = torch.arange(height, device=dev, dtype=torch.float32).view(1, height, 1)
+    in_x = (t[:, 0] * ox + t[:, 1] * oy) + t[:, 2]
+    in_y = (t[:, 3] * ox + t[:, 4] * oy) + t[:, 5]
+    ix = _round_half_away(_reflect(in_x, width))
+    iy = _round_half_away(_reflect(in_y, height))
+    return (iy * width + ix).view(n, height * width)
+
+
+def gather_pixels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x [N, C, H, W], index int64 [N, H W] from `source_index` -> [N, C, H, W]."""
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h * w).gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
+
+
 def project(x: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:
     """TF's ImageProjectiveTransformV2 with NEAREST interpolation and REFLECT fill, which is what
     the authors' `transform` runs: it passes no fill mode, so `transform_og`'s default 'reflect'
     applies and `wrap`/`unwrap`'s replace value never shows. x [N, C, H, W]; transforms float32
-    [N, 6] mapping output (x, y) to input (t0 x + t1 y + t2, t3 x + t4 y + t5)."""
-    n, c, h, w = x.shape
-    t = transforms.to(device=x.device, dtype=torch.float32).view(n, 6, 1, 1)
-    ox = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
-    oy = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
-    # Separate products and sums (no fused multiply-add), in the kernel's order.
-    in_x = (t[:, 0] * ox + t[:, 1] * oy) + t[:, 2]
-    in_y = (t[:, 3] * ox + t[:, 4] * oy) + t[:, 5]
-    ix = _round_half_away(_reflect(in_x, w))
-    iy = _round_half_away(_reflect(in_y, h))
-    flat = (iy * w + ix).view(n, 1, h * w).expand(n, c, h * w)
-    return x.reshape(n, c, h * w).gather(2, flat).view(n, c, h, w)
+    [N, 6] (see `source_index`)."""
+    return gather_pixels(x, source_index(transforms.to(x.device), x.shape[-2], x.shape[-1]))
 
 
 def _blend(image1: torch.Tensor, image2: torch.Tensor, factor: float) -> torch.Tensor:
@@ -174,10 +186,11 @@ def autocontrast(x, args, negate, centre):
     lo = xf.amin(dim=(2, 3), keepdim=True)
     hi = xf.amax(dim=(2, 3), keepdim=True)
     # A true float32 division: `255.0 / t` is torch's reciprocal times 255, which rounds twice.
-    scale = torch.div(torch.full_like(hi, 255.0), (hi - lo).clamp_min(1.0))  # hi - lo >= 1 where used
-    offset = -lo * scale
-    stretched = (xf * scale + offset).clamp_(0.0, 255.0).to(torch.uint8)
-    return torch.where(hi > lo, stretched, x)
+    # A constant channel gets scale 1 and offset 0, which leave it exactly as it is.
+    stretch = hi > lo
+    scale = torch.where(stretch, torch.div(torch.full_like(hi, 255.0), (hi - lo).clamp_min(1.0)), 1.0)
+    offset = torch.where(stretch, -lo * scale, 0.0)
+    return xf.mul_(scale).add_(offset).clamp_(0.0, 255.0).to(torch.uint8)
 
 
 def equalize(x, args, negate, centre):
@@ -191,8 +204,8 @@ def equalize(x, args, negate, centre):
     step = (h * w - top) // 255
     lut = (hist.cumsum(1) + step // 2) // step.clamp_min(1)
     lut = torch.cat([torch.zeros_like(lut[:, :1]), lut[:, :-1]], dim=1).clamp_(0, 255)
-    out = torch.where(step == 0, flat, lut.gather(1, flat))
-    return out.to(torch.uint8).view(n, c, h, w)
+    lut = torch.where(step == 0, torch.arange(256, device=x.device), lut)  # step 0: unchanged
+    return lut.gather(1, flat).to(torch.uint8).view(n, c, h, w)
 
 
 def invert(x, args, negate, centre):
@@ -205,13 +218,14 @@ def posterize(x, args, negate, centre):
 
 
 def solarize(x, args, negate, centre):
-    return torch.where(x < args.solarize_threshold, x, 255 - x)
+    """255 - x where x >= threshold: for uint8, 255 - x is x XOR 255 (and XOR is cheaper than where)."""
+    return x ^ (x >= args.solarize_threshold).to(torch.uint8).mul_(255)
 
 
 def solarize_add(x, args, negate, centre):
     """Add int(110 r) to pixels below 128 (the default threshold), clipped to 0..255."""
-    added = (x.to(torch.int16) + args.solarize_addition).clamp_(0, 255).to(torch.uint8)
-    return torch.where(x < 128, added, x)
+    below = (x < 128).to(torch.int16).mul_(args.solarize_addition)
+    return below.add_(x).clamp_(0, 255).to(torch.uint8)  # x >= 128 gets + 0 and stays <= 255
 
 
 def color(x, args, negate, centre):
@@ -303,41 +317,50 @@ class RandAugmentTF:
         self._tables: dict = {}
 
     def transforms(self, height: int, width: int, device) -> torch.Tensor:
-        """float32 [5, 2, 6] on `device`: `geometric_transforms` for this image size, cached."""
+        """float32 [5, 2, 6] on `device`: `geometric_transforms` for this image size."""
+        return torch.from_numpy(geometric_transforms(self.args, height, width)).to(device)
+
+    def _index_maps(self, height: int, width: int, device) -> torch.Tensor:
+        """int64 [10, H W]: the source indices of the five geometric ops (row 2 g + s: op
+        GEOMETRIC[g], level kept s = 0 or negated s = 1). A magnitude has these ten transforms
+        only, so their coordinates are computed once per image size and every batch just gathers."""
         key = (height, width, str(device))
         if key not in self._tables:
-            self._tables[key] = torch.from_numpy(geometric_transforms(self.args, height, width)).to(device)
+            self._tables[key] = source_index(self.transforms(height, width, device).view(10, 6), height, width)
         return self._tables[key]
 
     def apply(self, name: str, x: torch.Tensor, negate: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
         """Operation `name` on every image of x uint8 [N, 3, H, W]; negate bool [N] (the sign of a
         geometric op's level), centre int64 [N, 2] (Cutout's row and column)."""
         if name in GEOMETRIC:
-            table = self.transforms(x.shape[-2], x.shape[-1], x.device)
-            return project(x, table[GEOMETRIC.index(name)][negate.long()])
+            return project(x, self.transforms(x.shape[-2], x.shape[-1], x.device)[GEOMETRIC.index(name)][negate.long()])
         return PIXEL_OPS[name](x, self.args, negate, centre)
 
     def layer(self, x: torch.Tensor, op: torch.Tensor, negate: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
         """One layer: image i gets branch op[i] (int64 [B] in 0..16, 16 = identity) with negate[i]
-        and centre[i]. Images are grouped by branch with one device sync (the group sizes); the
-        five geometric operations share one gather."""
-        order = torch.argsort(op, stable=True)
-        sizes = torch.bincount(op, minlength=IDENTITY + 1).tolist()
-        groups, start = {}, 0
-        for k, size in enumerate(sizes):
-            if size and k != IDENTITY:
-                groups[OPS[k]] = order[start:start + size]
-            start += size
-        out = x.clone()
-        geometric = [groups.pop(name) for name in GEOMETRIC if name in groups]
-        if geometric:
-            idx = torch.cat(geometric)
-            table = self.transforms(x.shape[-2], x.shape[-1], x.device)
-            which = _GEOMETRIC_INDEX.to(x.device)[op[idx]]
-            out[idx] = project(x[idx], table[which, negate[idx].long()])
-        for name, idx in groups.items():
-            out[idx] = PIXEL_OPS[name](x[idx], self.args, negate[idx], centre[idx])
-        return out
+        and centre[i]. The batch is sorted by branch (the five geometric ops adjacent, so they
+        share one gather), each branch runs on its slice, and one gather restores the order; the
+        group sizes cost one device sync."""
+        dev = x.device
+        rank_of, geometric_row = (t.to(dev) for t in _TABLES)
+        rank = rank_of.index_select(0, op)
+        order = torch.argsort(rank, stable=True)
+        sizes = torch.bincount(rank, minlength=len(_BRANCH_ORDER)).tolist()
+        xs, ops = x.index_select(0, order), op.index_select(0, order)
+        negs, centres = negate.index_select(0, order), centre.index_select(0, order)
+        pieces, start = [], 0
+        for name, size in zip(PIXEL_OPS, sizes):
+            if size:
+                end = start + size
+                pieces.append(PIXEL_OPS[name](xs[start:end], self.args, negs[start:end], centres[start:end]))
+                start = end
+        end = start + sum(sizes[len(PIXEL_OPS): len(PIXEL_OPS) + len(GEOMETRIC)])
+        if end > start:
+            which = geometric_row.index_select(0, ops[start:end]) * 2 + negs[start:end].long()
+            maps = self._index_maps(x.shape[-2], x.shape[-1], dev)
+            pieces.append(gather_pixels(xs[start:end], maps.index_select(0, which)))
+        pieces.append(xs[end:])  # identity
+        return torch.cat(pieces).index_select(0, torch.argsort(order))
 
     def draw(self, b: int, h: int, w: int, rng) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One layer's draws for b images: branch int64 [b], negate bool [b], centre int64 [b, 2]."""
@@ -359,5 +382,8 @@ class RandAugmentTF:
         return x, y
 
 
-# op index -> row of the geometric table (-1 for the others, never indexed)
-_GEOMETRIC_INDEX = torch.tensor([GEOMETRIC.index(n) if n in GEOMETRIC else -1 for n in OPS] + [-1])
+# The order `layer` sorts branches in: pixel ops, the geometric ones together, identity last.
+_BRANCH_ORDER = tuple(PIXEL_OPS) + GEOMETRIC + ("Identity",)
+# (branch index -> its place in _BRANCH_ORDER, branch index -> its GEOMETRIC index or 0)
+_TABLES = (torch.tensor([_BRANCH_ORDER.index(name) for name in OPS + ("Identity",)]),
+           torch.tensor([GEOMETRIC.index(name) if name in GEOMETRIC else 0 for name in OPS + ("Identity",)]))

@@ -31,15 +31,17 @@ def resize_tf(x: torch.Tensor, size: int) -> torch.Tensor:
     (`RandomProcessImage`, `preprocess_image`): bilinear, half-pixel centres, no antialiasing,
     edge indices clamped, each output top + (bottom - top) * y_lerp with top and bottom the same
     lerp along x, in float32. x float [B, C, H, W] on any scale -> float [B, C, size, size]."""
-    x = x.float()
     y0, y1, ly = _tf_axis(x.shape[-2], size, x.device)
     x0, x1, lx = _tf_axis(x.shape[-1], size, x.device)
-    upper_rows, lower_rows = x[..., y0, :], x[..., y1, :]
-    top_left, top_right = upper_rows[..., x0], upper_rows[..., x1]
-    bottom_left, bottom_right = lower_rows[..., x0], lower_rows[..., x1]
-    top = top_left + (top_right - top_left) * lx
-    bottom = bottom_left + (bottom_right - bottom_left) * lx
-    return top + (bottom - top) * ly.view(-1, 1)
+    # Every input row is lerped along x once ([B, C, H, size]); `top` and `bottom` of an output
+    # row are two of these rows, the very values TF computes per output pixel.
+    x = x.float()
+    b, c, h, _ = x.shape
+    left = x.gather(3, x0.view(1, 1, 1, -1).expand(b, c, h, size))
+    right = x.gather(3, x1.view(1, 1, 1, -1).expand(b, c, h, size))
+    rows = right.sub_(left).mul_(lx).add_(left)  # left + (right - left) lx
+    top, bottom = rows.index_select(2, y0), rows.index_select(2, y1)
+    return bottom.sub_(top).mul_(ly.view(-1, 1)).add_(top)  # top + (bottom - top) ly
 
 
 def resize(x: torch.Tensor, size: int, method: str) -> torch.Tensor:
@@ -53,7 +55,7 @@ def resize(x: torch.Tensor, size: int, method: str) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float 0..255 -> uint8 as the authors' `RandAugment.distort` casts its input: clip to
     0..255, then truncate."""
-    return x.clamp(0.0, 255.0).to(torch.uint8)
+    return x.clamp(0.0, 255.0).to(torch.uint8)  # (a copy: callers may keep x)
 
 
 def prepare(x: torch.Tensor, size: int | None, method: str, *, uint8: bool = False) -> torch.Tensor:
@@ -77,7 +79,7 @@ def finish(x: torch.Tensor, scaling: str, mean: torch.Tensor, inv_std: torch.Ten
     within float32 rounding."""
     if x.dtype == torch.uint8:
         if scaling == "centered_128":
-            return (x.float() - 127.5) / 128.0
+            return x.float().sub_(127.5).div_(128.0)
         x = x.float() / torch.tensor(255.0, device=x.device)  # a true division on CUDA too
     if scaling == "centered_128":
         return (x * 255.0 - 127.5) / 128.0
