@@ -54,7 +54,8 @@ def level_args(magnitude: float) -> LevelArgs:
     (both seen in the golden data): Solarize's threshold becomes a uint8 constant, so it wraps
     modulo 256 (m = 10 inverts every pixel); Posterize's shift is clamped to 0..7 by TF's uint8
     shift, so 0 bits (m < 2.5) keeps the top bit. Past 8 bits (m >= 22.5) the shift is negative
-    and, by the same uint8 wrap, clamps to 7 as well; the golden data stop at m = 15."""
+    and, by the same uint8 wrap, clamps to 7 as well (the golden data stop at m = 15; TF 2.21
+    gives this at m = 22.5 and 30)."""
     if not (magnitude >= 0 and math.isfinite(magnitude)):
         raise NlfsError(f"randaugment_tf magnitude {magnitude} must be a finite number >= 0")
     level = float(magnitude)
@@ -342,7 +343,9 @@ class RandAugmentTF:
         share one gather), each branch runs on its slice, and one gather restores the order; the
         group sizes cost one device sync."""
         dev = x.device
-        rank_of, geometric_row = (t.to(dev) for t in _TABLES)
+        if str(dev) not in self._tables:
+            self._tables[str(dev)] = tuple(t.to(dev) for t in _TABLES)
+        rank_of, geometric_row = self._tables[str(dev)]
         rank = rank_of.index_select(0, op)
         order = torch.argsort(rank, stable=True)
         sizes = torch.bincount(rank, minlength=len(_BRANCH_ORDER)).tolist()
