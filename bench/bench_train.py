@@ -7,9 +7,11 @@
    dataset as a tensor on the device, batched, per-image draws) beside nlfs's torchvision-op
    RandAugment, torchvision's v2.RandAugment image by image, and a plain torchvision `Dataset` +
    `DataLoader` with per-image v2 transforms in worker processes; images per second, goal: the
-   authors' RandAugment at least 2x the DataLoader.
+   authors' RandAugment at least 2x the DataLoader. On a CPU give --threads 1: the batched pipelines
+   run in this process, and torch's intra-op threads spinning against the DataLoader's worker
+   processes (and any other load) for the same cores slow them several-fold.
 
-    .venv/bin/python bench/bench_train.py                 # CPU defaults: about a minute
+    .venv/bin/python bench/bench_train.py --threads 1     # CPU: about a minute
     .venv/bin/python bench/bench_train.py --steps 200 --batches 200 --workers 8   # on a GPU node
 """
 
