@@ -1,9 +1,11 @@
-"""Batched augmentations by name: none, cutout, mixup, cutmix, autoaugment, randaugment.
+"""Batched augmentations by name: none, cutout, mixup, cutmix, autoaugment, randaugment,
+randaugment_tf.
 
 Each runs on a whole batch on the training device: images x [B, C, H, W] float 0..1 and labels
 y [B] int64 in; images and targets out, where targets stay [B] int64 or become soft [B, K]
-float (mixup, cutmix), which every loss accepts. Randomness comes from `AugmentRNG` only, so a
-seeded run repeats.
+float (mixup, cutmix), which every loss accepts. An augmentation whose `takes_uint8` is true
+(randaugment_tf) takes and returns uint8 0..255 images instead. Randomness comes from
+`AugmentRNG` only, so a seeded run repeats.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nlfs.errors import NlfsError
 from nlfs.train.profiles import AugmentSpec
 from nlfs.train.registry import AUGMENTATIONS, register_augmentation
 
@@ -34,10 +37,16 @@ class AugmentRNG:
 
 class Augmentation(Protocol):
     def __call__(self, x: torch.Tensor, y: torch.Tensor, rng: AugmentRNG) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, C, H, W] float 0..1, y [B] int64 -> (x', target [B] int64 or [B, K] float)."""
+        """x [B, C, H, W] float 0..1 (uint8 0..255 if `takes_uint8`), y [B] int64 -> (x' of x's
+        dtype, target [B] int64 or [B, K] float)."""
 
 
 Builder = Callable[..., Augmentation]
+
+
+def takes_uint8(augment: Augmentation) -> bool:
+    """Whether `augment` wants uint8 images (an attribute `takes_uint8 = True`); float 0..1 otherwise."""
+    return bool(getattr(augment, "takes_uint8", False))
 
 
 def build_augmentation(spec: AugmentSpec, *, magnitude: float | None, num_classes: int,
@@ -132,3 +141,15 @@ def autoaugment(spec: AugmentSpec, **_) -> Augmentation:
     from nlfs.train.augment_ops import AutoAugmentCifar10
 
     return AutoAugmentCifar10()
+
+
+@register_augmentation("randaugment_tf")
+def randaugment_tf(spec: AugmentSpec, *, magnitude: float | None, mean: tuple[float, ...], **_) -> Augmentation:
+    """The TensorFlow Model Garden RandAugment the authors ran (METHOD.md 4.1): 16 operations plus
+    identity, magnitude on the 0..10 scale (default 10, the authors' class default), uint8 RGB
+    images, per-image draws; see `augment_tf`."""
+    from nlfs.train.augment_tf import RandAugmentTF
+
+    if len(mean) != 3:
+        raise NlfsError(f"randaugment_tf needs RGB images; this dataset has {len(mean)} channel(s)")
+    return RandAugmentTF(num_layers=spec.num_ops, magnitude=10.0 if magnitude is None else magnitude)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from nlfs.result import EpochMetrics
-from nlfs.train.augment import AugmentRNG, build_augmentation
-from nlfs.train.data import DataSplit, as_unit_float
+from nlfs.train import inputs as pixels
+from nlfs.train.augment import AugmentRNG, build_augmentation, takes_uint8
+from nlfs.train.data import DataSplit
 from nlfs.train.models import create_model, set_dropout
-from nlfs.train.profiles import FloorSpec, Profile, RuntimeSpec
+from nlfs.train.profiles import FloorSpec, InputSpec, Profile, RuntimeSpec
 from nlfs.train.schedule import build_optimizer, lr_at, set_lr
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -94,24 +94,23 @@ class _BatchStream:
 
 
 class _Inputs:
-    """Raw batch -> model input: to float 0..1, resize, (augment), normalise, memory format."""
+    """Raw batch -> model input as the profile's `input` section says (`nlfs.train.inputs`):
+    resize, (augment), scale, memory format."""
 
-    def __init__(self, data: DataSplit, runtime: Runtime):
+    def __init__(self, data: DataSplit, runtime: Runtime, spec: InputSpec):
         dev = runtime.device
+        self.spec = spec
         self.mean = torch.tensor(data.mean, device=dev).view(1, -1, 1, 1)
         self.inv_std = 1.0 / torch.tensor(data.std, device=dev).view(1, -1, 1, 1)
         self.channels_last = runtime.channels_last
 
-    def prepare(self, x: torch.Tensor, size: int | None) -> torch.Tensor:
-        """x [B, C, H, W] uint8 or float -> float 0..1 at `size` x `size`."""
-        x = as_unit_float(x)
-        if size is not None and size != x.shape[-1]:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=size < x.shape[-1])
-        return x
+    def prepare(self, x: torch.Tensor, size: int | None, *, uint8: bool = False) -> torch.Tensor:
+        """x [B, C, H, W] uint8 or float -> at `size` x `size`: float 0..1, or uint8 0..255 for an
+        augmentation that takes uint8 (validation images stay float, as the authors')."""
+        return pixels.prepare(x, size, self.spec.resize, uint8=uint8)
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean) * self.inv_std
+        x = pixels.finish(x, self.spec.scaling, self.mean, self.inv_std)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
@@ -172,7 +171,7 @@ class _Trainer:
         self.global_step = 0
         self.batches = _BatchStream(n_train, profile.batch_size, torch.Generator(device=dev).manual_seed(seed), dev)
         self.rng = AugmentRNG.seeded(seed + 1, dev)
-        self.inputs = _Inputs(data, runtime)
+        self.inputs = _Inputs(data, runtime, profile.input)
 
     def set_lr(self) -> None:
         """The learning rate of the coming step, from the run's global step count."""
@@ -194,7 +193,8 @@ class _Trainer:
         self.model.train()
         for step in range(self.steps_per_epoch):
             idx = self.batches.next()
-            x, target = augment(self.inputs.prepare(self.data.train_x[idx], size), self.data.train_y[idx], self.rng)
+            x = self.inputs.prepare(self.data.train_x[idx], size, uint8=takes_uint8(augment))
+            x, target = augment(x, self.data.train_y[idx], self.rng)
             with self.autocast():
                 logits = self.forward(self.inputs.finish(x))
             logits = logits.float()  # losses run in float32: their eps guards vanish in bf16

@@ -49,11 +49,23 @@ class ModelSpec(_Strict):
 
 
 class AugmentSpec(_Strict):
-    name: str = "none"  # a registered augmentation: none, cutout, mixup, cutmix, autoaugment, randaugment
-    magnitude: float | None = None  # randaugment magnitude (torchvision's scale, bins 0..30)
-    num_ops: int = 2  # randaugment: operations per image
+    name: str = "none"  # a registered augmentation: none, cutout, mixup, cutmix, autoaugment, randaugment, randaugment_tf
+    magnitude: float | None = None  # randaugment: torchvision's scale, bins 0..30; randaugment_tf: the 0..10 scale, extrapolated above 10
+    num_ops: int = 2  # randaugment, randaugment_tf: operations (layers) per image
     alpha: float = 1.0  # mixup / cutmix: Beta(alpha, alpha) mixing coefficient
     cutout_size: int = 16  # cutout: side of the erased square, pixels
+
+
+class InputSpec(_Strict):
+    """How raw images become the model's input (METHOD.md 4). The defaults are nlfs's original
+    pipeline; `resize: tf` with `scaling: centered_128` (augmented runs) or `unit` (32x32 runs)
+    is the authors'."""
+
+    resize: Literal["torch", "tf"] = "torch"
+    # torch: bilinear, antialiased when shrinking; tf: tf.image.resize's bilinear (half-pixel
+    # centres, no antialiasing), as the authors' RandomProcessImage and preprocess_image
+    scaling: Literal["mean_std", "unit", "centered_128"] = "mean_std"
+    # mean_std: per-channel dataset mean and std; unit: x / 255; centered_128: (x - 127.5) / 128
 
 
 class OptimizerSpec(_Strict):
@@ -143,6 +155,7 @@ class Profile(_Strict):
     dataset: DatasetSpec
     model: ModelSpec
     augment: AugmentSpec = AugmentSpec()
+    input: InputSpec = InputSpec()
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     loss: LossSpec = LossSpec()

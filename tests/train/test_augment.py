@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nlfs.errors import NlfsError
-from nlfs.train.augment import AugmentRNG, build_augmentation
+from nlfs.train.augment import AugmentRNG, build_augmentation, takes_uint8
 from nlfs.train.augment_ops import OPS, apply_per_sample
 from nlfs.train.profiles import AugmentSpec
 from nlfs.train.registry import AUGMENTATIONS
@@ -28,10 +28,13 @@ def _build(name, magnitude=5.0):
 def test_every_augmentation_keeps_shape_range_and_repeats_with_its_seed(name):
     x, y = _batch()
     aug = _build(name)
+    if takes_uint8(aug):
+        x = (x * 255).to(torch.uint8)
     out1, t1 = aug(x, y, AugmentRNG.seeded(7, CPU))
     out2, t2 = aug(x, y, AugmentRNG.seeded(7, CPU))
-    assert out1.shape == x.shape and out1.dtype == torch.float32
-    assert float(out1.min()) >= 0.0 and float(out1.max()) <= 1.0
+    assert out1.shape == x.shape and out1.dtype == x.dtype
+    if x.dtype == torch.float32:
+        assert float(out1.min()) >= 0.0 and float(out1.max()) <= 1.0
     assert torch.equal(out1, out2) and torch.equal(t1, t2)
     if t1.dim() == 2:
         assert t1.shape == (16, 10) and torch.allclose(t1.sum(1), torch.ones(16))
@@ -46,10 +49,13 @@ def test_mixing_augmentations_give_soft_targets(name):
     assert t.dim() == 2 and (t.max(1).values < 1).any()
 
 
-@pytest.mark.parametrize("name", ["randaugment", "autoaugment", "cutout"])
+@pytest.mark.parametrize("name", ["randaugment", "autoaugment", "cutout", "randaugment_tf"])
 def test_draws_are_per_image_not_per_batch(name):
     same = torch.rand(1, 3, 20, 20).expand(32, 3, 20, 20).contiguous()
-    out, _ = _build(name, magnitude=9)(same, torch.zeros(32, dtype=torch.long), AugmentRNG.seeded(3, CPU))
+    aug = _build(name, magnitude=9)
+    if takes_uint8(aug):
+        same = (same * 255).to(torch.uint8)
+    out, _ = aug(same, torch.zeros(32, dtype=torch.long), AugmentRNG.seeded(3, CPU))
     distinct = {tuple(o.flatten()[:50].tolist()) for o in out}
     assert len(distinct) > 4
 
@@ -71,3 +77,8 @@ def test_randaugment_magnitude_outside_31_bins_is_refused():
 def test_unknown_augmentation_is_a_user_error():
     with pytest.raises(NlfsError, match="unknown augmentation"):
         _build("sparkle")
+
+
+def test_only_randaugment_tf_takes_uint8():
+    builtin = [n for n in AUGMENTATIONS.names() if not n.startswith("test_")]  # tests register their own
+    assert [n for n in builtin if takes_uint8(_build(n))] == ["randaugment_tf"]
