@@ -19,6 +19,7 @@ import torch
 from nlfs.result import EpochMetrics
 from nlfs.train import inputs as pixels
 from nlfs.train.augment import AugmentRNG, build_augmentation, takes_uint8
+from nlfs.train.batches import BatchStream
 from nlfs.train.data import DataSplit
 from nlfs.train.models import create_model, set_dropout
 from nlfs.train.profiles import FloorSpec, InputSpec, Profile, RuntimeSpec
@@ -73,24 +74,6 @@ class _Diverged:
 
 class _Timeout:
     """Marker: the wall-clock limit ended the epoch."""
-
-
-class _BatchStream:
-    """Endless mini-batch indices: successive seeded permutations, the remainder of each dropped
-    so every step has the same shape."""
-
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
-        self.n, self.batch_size, self.generator, self.device = n, min(batch_size, n), generator, device
-        self.perm = torch.empty(0, dtype=torch.long)
-        self.pos = n
-
-    def next(self) -> torch.Tensor:
-        if self.pos + self.batch_size > self.n:
-            self.perm = torch.randperm(self.n, generator=self.generator, device=self.device)
-            self.pos = 0
-        idx = self.perm[self.pos: self.pos + self.batch_size]
-        self.pos += self.batch_size
-        return idx
 
 
 class _Inputs:
@@ -169,7 +152,7 @@ class _Trainer:
         # One schedule over the whole run: the step count runs on across stages (METHOD.md 5).
         self.total_steps = profile.schedule.total_steps or self.steps_per_epoch * profile.epochs
         self.global_step = 0
-        self.batches = _BatchStream(n_train, profile.batch_size, torch.Generator(device=dev).manual_seed(seed), dev)
+        self.batches = BatchStream(profile.batching, n_train, profile.batch_size, seed, dev)
         self.rng = AugmentRNG.seeded(seed + 1, dev)
         self.inputs = _Inputs(data, runtime, profile.input)
 

@@ -68,6 +68,17 @@ class InputSpec(_Strict):
     # mean_std: per-channel dataset mean and std; unit: x / 255; centered_128: (x - 127.5) / 128
 
 
+class BatchingSpec(_Strict):
+    """The order training examples are drawn in (`nlfs.train.batches`). The defaults are nlfs's
+    (a fresh permutation per pass, equal batch shapes); the authors' loaders are `sequential`
+    at 32x32 and `buffer` (tf.data's shuffle(1024)) when augmented, keeping each pass's short
+    last batch."""
+
+    order: Literal["permutation", "sequential", "buffer"] = "permutation"
+    buffer_size: int = Field(1024, ge=1)  # order: buffer
+    drop_remainder: bool = True
+
+
 class OptimizerSpec(_Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3  # peak learning rate
@@ -156,6 +167,7 @@ class Profile(_Strict):
     model: ModelSpec
     augment: AugmentSpec = AugmentSpec()
     input: InputSpec = InputSpec()
+    batching: BatchingSpec = BatchingSpec()
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     loss: LossSpec = LossSpec()
