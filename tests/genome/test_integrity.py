@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from nlfs.genome import REASONS, KnownLosses, check, probe_curve
 from nlfs.genome.compile import GenomeLoss, flatten, run_program
 from nlfs.genome.integrity import (
-    _GRADIENT_LOGP, _GRADIENT_P, _GRADIENT_Y, DUPLICATE_DISTANCE, EXTREMUM_WINDOW, GRADIENT_LOGITS,
-    MAX_SIGN_CHANGES, MAX_ZERO_DIFFS, _smooth, curve_verdict, gradient_problem, phenotype)
+    _GRADIENT_LOGP, _GRADIENT_P, _GRADIENT_Y, _PROBE_P, _PROBE_Y, DUPLICATE_DISTANCE, EXTREMUM_WINDOW,
+    GRADIENT_LOGITS, MAX_SIGN_CHANGES, MAX_ZERO_DIFFS, NORMALISE_MIN_RANGE, _smooth, curve_verdict,
+    gradient_problem, phenotype)
 from nlfs.genome.program import logit_gradient, plan, reverse_pass, softmax_backward
 from nlfs.losses import get_genome
 
@@ -124,9 +125,70 @@ def test_an_inverted_u_is_flipped_into_a_u():
 
 def test_the_phenotype_is_the_flipped_curve_scaled_to_unit_range():
     verdict = check(CE)
-    assert verdict.phenotype.shape == (1000,)
+    assert verdict.phenotype.shape == (1000,) and verdict.phenotype.dtype == np.float32
     assert verdict.phenotype.min() == 0 and verdict.phenotype.max() == 1
     assert verdict.phenotype[0] == 0  # after the flip, loss is lowest where p_true ~ 1
+
+
+def test_a_curve_narrower_than_the_normalisation_floor_is_compared_unscaled():
+    """The authors' Loss.normalize leaves a curve whose range is below 1e-4 as it is: two
+    near-constant ramps at different levels are far apart, where scaled they would coincide."""
+    ramp = np.linspace(0, 5e-5, 1000, dtype=np.float32)
+    low, high = 0.5 + ramp, 0.6 + ramp
+    assert np.ptp(low) < NORMALISE_MIN_RANGE
+    np.testing.assert_array_equal(phenotype(low, 1), low)
+    np.testing.assert_array_equal(phenotype(low, -1), -low)
+    known = KnownLosses()
+    known.add(CE, phenotype(low, 1))
+    assert known.match(phenotype(high, 1)) is None
+    wide_low, wide_high = 0.5 + 100 * ramp, 0.6 + 100 * ramp  # range 5e-3: scaled, equal
+    np.testing.assert_allclose(phenotype(wide_low, 1), phenotype(wide_high, 1), atol=1e-3)
+
+
+# ---- the probe as the authors compute it (Loss.check_integrity, Loss.call) -------------------
+def test_the_probe_takes_one_minus_q_in_float64_then_casts():
+    q = np.linspace(1e-7, 1 - 1e-7, 1000)
+    np.testing.assert_array_equal(_PROBE_P, np.stack([q, 1 - q], axis=1).astype(np.float32))
+    assert _PROBE_P.dtype == _PROBE_Y.dtype == np.float32
+    # Cast first, 1 - q would be another number in hundreds of rows: 1.19e-7, not 1e-7, last.
+    cast_first = 1 - q.astype(np.float32)
+    assert _PROBE_P[-1, 1] == np.float32(1e-7) != cast_first[-1]
+    assert np.count_nonzero(_PROBE_P[:, 1] != cast_first) > 100
+
+
+def test_the_cast_probe_puts_the_last_true_class_probability_exactly_on_the_guard():
+    """y / (eps - p y): the last row's true-class probability is float32(1e-7), the eps itself,
+    so the denominator is 0 there and L is infinite; with 1 - q computed in float32 it is not."""
+    g = genome(("mul", "p", "y"), ("neg", 0), ("div", "y", 1))
+    curve = probe_curve(g)
+    assert np.isinf(curve[-1]) and np.isfinite(curve[:-1]).all()
+    assert check(g).reason == "nonfinite_probe"
+    q = np.linspace(1e-7, 1 - 1e-7, 1000).astype(np.float32)
+    with np.errstate(all="ignore"):
+        t = run_program(*flatten(g, backend="numpy"), {"y": _PROBE_Y, "p": np.stack([q, 1 - q], axis=1)})
+    assert np.isfinite(t).all()
+
+
+def test_classes_are_summed_in_float32_so_large_values_tie_into_plateaus():
+    """1 / (min(p, y) + eps): the wrong class gives 1/eps = 1e7, where float32 steps by 1, so
+    the true class's 1/p, which moves by less than 1 per row over most of the probe, is lost
+    in the sum: flat steps (the authors' tf.reduce_sum in float32). Summed in float64, the same
+    float32 terms make a strictly rising curve that would be accepted."""
+    g = genome(("min", "p", "y"), ("recip", 0))
+    with np.errstate(all="ignore"):
+        t = run_program(*flatten(g, backend="numpy"), {"y": _PROBE_Y, "p": _PROBE_P})
+    assert t.dtype == np.float32
+    assert (np.diff(t[:, 0].astype(np.float64) + t[:, 1]) > 0).all()
+    curve = probe_curve(g)
+    assert curve.dtype == np.float32
+    np.testing.assert_array_equal(curve, t[:, 0] + t[:, 1])
+    assert np.count_nonzero(np.diff(curve) == 0) > MAX_ZERO_DIFFS
+    assert check(g).reason == "plateau"
+
+
+def test_probe_curves_are_float32_for_every_genome():
+    for g in structurally_valid_genomes(seed=11, count=200):
+        assert probe_curve(g).dtype == np.float32
 
 
 # ---- the probe rules against a plain transcription of METHOD.md 2 ----------------------------
@@ -328,11 +390,13 @@ def test_duplicate_rule_answers_as_written_for_mutants_of_the_population(seed):
 
 
 def test_a_member_whose_phenotype_is_not_finite_is_still_found_by_its_id():
-    """A constant member (phenotype 0/0) never matches by distance; its id still does."""
-    constant = REJECTED["constant"]
-    known = KnownLosses([constant])
-    assert known.match(phenotype(probe_curve(constant), 1)) is None
-    assert known.duplicate(constant, phenotype(probe_curve(constant), 1)) == "duplicate_expression"
+    """A member with an infinite curve (phenotype NaN) never matches by distance; its id still does."""
+    member = REJECTED["nonfinite_probe"]
+    pheno = phenotype(probe_curve(member), 1)
+    assert not np.isfinite(pheno).all()
+    known = KnownLosses([member])
+    assert known.match(pheno) is None
+    assert known.duplicate(member, pheno) == "duplicate_expression"
 
 
 def test_memoised_leaf_values_are_the_values_computed_afresh():
