@@ -1,7 +1,8 @@
 """The integrity check: is a genome worth training, which sign does it take, and is it new?
 
 The paper's probe rules (METHOD.md 2) run first, on the 2-class probe computed in numpy as the
-authors' TensorFlow code computes it (float32 operators, float32 class sum); then the checks the public method lacks: finite values on random
+authors' TensorFlow code computes it (float32 operators, float32 class sum), with the sign
+corrections of METHOD.md 7; then the checks the public method lacks: finite values on random
 multi-class inputs and a finite, non-zero gradient with respect to the logits. Every rejection
 carries a named reason.
 """
@@ -149,8 +150,16 @@ def phenotype(curve: np.ndarray, sign: int) -> np.ndarray:
 
 
 def curve_verdict(curve: np.ndarray) -> Verdict:
-    """The paper's probe rules (METHOD.md 2, steps 1-3) applied to L. `curve`: L, shape
-    [1000] (float32, as `probe_curve` gives it)."""
+    """The paper's probe rules (METHOD.md 2, steps 1-3) applied to L, with the sign
+    corrections of METHOD.md 7. `curve`: L, shape [1000] (float32, as `probe_curve` gives it).
+
+    The authors' `Loss.check_integrity` (loss_function_evolution.py), in its order: the
+    extremum window, the strictly monotone curves, then the flat steps and turning points of
+    sign(diff(L)). Where nlfs departs from it (each a correction of METHOD.md 7):
+    - a non-finite L is rejected (the authors' rules have no such test);
+    - the start of a one-turning-point curve is read at its first difference, not the third;
+    - a curve monotone apart from flat steps takes the sign of the strictly monotone rule.
+    """
     # A float64 sum of float32 values cannot overflow, so it is finite iff every value is.
     if not np.isfinite(curve.sum(dtype=np.float64)):
         return Verdict(False, "nonfinite_probe")
@@ -171,23 +180,44 @@ def curve_verdict(curve: np.ndarray) -> Verdict:
         return Verdict(False, "constant")
     if zeros > MAX_ZERO_DIFFS:
         return Verdict(False, "plateau")
-    if zeros:
-        signs = _fill_zero_signs(signs)
-    # Counted circularly: the last sign is compared with the first.
-    changes = int(np.count_nonzero(signs[1:] != signs[:-1])) + int(signs[-1] != signs[0])
+    filled = fill_zero_signs(signs) if zeros else signs
+    # Counted circularly, as the authors count them: the last sign meets the first.
+    changes = int(np.count_nonzero(filled[1:] != filled[:-1])) + int(filled[-1] != filled[0])
     if changes > MAX_SIGN_CHANGES:
         return Verdict(False, "turning_points")
-    # Starts decreasing (a U) keeps s = +1; starts increasing (an inverted U) is flipped.
-    return Verdict(True, sign=1 if signs[0] < 0 else -1)
+    if changes == 0:
+        # Correction (METHOD.md 7): monotone apart from 1..10 flat steps. The authors send
+        # it to the turning-point branch below, which keeps a falling curve and flips a
+        # rising one: the sign that rewards wrong answers either way. It takes the sign of
+        # the strictly monotone rule instead: rising +1, falling -1.
+        return Verdict(True, sign=1 if filled[0] > 0 else -1)
+    # One turning point. Starts decreasing (a U) keeps s = +1; starts increasing (an
+    # inverted U) is flipped. Correction (METHOD.md 7): the start is the first difference,
+    # and where the curve begins flat, the direction it first moves in. The authors read the
+    # third difference of their circularly filled signs: a turning point within the first
+    # two steps, or three flat steps at the start (filled from the curve's end), gives them
+    # the end's direction, and the sign that makes the curve fall as the true class becomes
+    # unlikely.
+    start = signs[int(np.flatnonzero(signs)[0])] if zeros else signs[0]
+    return Verdict(True, sign=1 if start < 0 else -1)
 
 
-def _fill_zero_signs(signs: np.ndarray) -> np.ndarray:
-    """Replace each 0 by the previous non-zero sign (the next one for leading zeros)."""
-    out = signs.copy()
-    nonzero = np.flatnonzero(out)
-    idx = np.maximum.accumulate(np.where(out != 0, np.arange(len(out)), -1))
-    idx[idx < 0] = nonzero[0]
-    return out[idx]
+def fill_zero_signs(signs: np.ndarray) -> np.ndarray:
+    """Each 0 of `signs` [n] replaced by the nearest non-zero sign before it, circularly: zeros
+    at the start take the last non-zero sign. The result of the authors' loop in
+    `Loss.check_integrity` (every zero takes the sign on its left, the first the last one's,
+    repeated until none is left), in one pass. At least one sign must be non-zero.
+
+    The fill decides no verdict on its own: filling a run of zeros from either neighbour
+    leaves the number of circular sign changes as it is.
+    """
+    n = len(signs)
+    nonzero = np.flatnonzero(signs)
+    # The index of the latest non-zero at or before each position; before the first, the
+    # last non-zero (circularly).
+    idx = np.maximum.accumulate(np.where(signs != 0, np.arange(n), -1))
+    idx[idx < 0] = nonzero[-1]
+    return signs[idx]
 
 
 def numeric_ok(genome: Genome) -> bool:
