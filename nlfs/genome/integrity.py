@@ -305,6 +305,14 @@ class KnownLosses:
         The same id means the same function, hence the same phenotype, at distance 0; so the
         id (the costlier test) is only computed once the phenotype has found a neighbour,
         except for members whose phenotype is not finite and so never matches.
+
+        The authors' "same expression" (`Loss.mutate` in loss_function_evolution.py) compares
+        `Loss.msg`, the infix string of the active graph as written: operand order counts,
+        node numbering, the flip and label smoothing do not. Every such match is an id match
+        here (the check gives one function one sign, and a population shares its smoothing);
+        the id also matches operands of add, mul, max and min written the other way round,
+        which the authors' phenotype test rejects anyway, at distance 0. So the verdict is
+        theirs; only the reason can read "expression" where theirs would be the phenotype.
         """
         near = self.match(pheno)
         if near is None and not self._unmatchable:
