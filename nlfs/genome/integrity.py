@@ -160,6 +160,11 @@ def curve_verdict(curve: np.ndarray) -> Verdict:
     - the start of a one-turning-point curve is read at its first difference, not the third;
     - a curve monotone apart from flat steps takes the sign of the strictly monotone rule.
     """
+    with np.errstate(all="ignore"):  # an infinite L overflows its differences
+        return _curve_verdict(curve)
+
+
+def _curve_verdict(curve: np.ndarray) -> Verdict:
     # A float64 sum of float32 values cannot overflow, so it is finite iff every value is.
     if not np.isfinite(curve.sum(dtype=np.float64)):
         return Verdict(False, "nonfinite_probe")
@@ -362,7 +367,7 @@ def check(genome: Genome, known: KnownLosses | None = None) -> Verdict:
         return Verdict(False, problem)
     with np.errstate(all="ignore"):
         curve = _probe_curve(genome)
-        verdict = curve_verdict(curve)
+        verdict = _curve_verdict(curve)
         if not verdict.accepted:
             return verdict
         sign = verdict.sign
