@@ -1,8 +1,10 @@
 """The integrity check: is a genome worth training, which sign does it take, and is it new?
 
-The paper's probe rules (METHOD.md 2) run first on a 2-class probe in numpy, then the checks
-the public method lacks: finite values on random multi-class inputs and a finite, non-zero
-gradient with respect to the logits. Every rejection carries a named reason.
+The paper's probe rules (METHOD.md 2) run first, on the 2-class probe computed in numpy as the
+authors' TensorFlow code computes it (float32 operators, float32 class sum), with the sign
+corrections of METHOD.md 7; then the checks the public method lacks: finite values on random
+multi-class inputs and a finite, non-zero gradient with respect to the logits. Every rejection
+carries a named reason.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ EXTREMUM_WINDOW = range(490, 510)  # rows 490..509: an extremum near p = 0.5
 MAX_ZERO_DIFFS = 10
 MAX_SIGN_CHANGES = 2  # circularly: at most one turning point
 DUPLICATE_DISTANCE = 0.01
+NORMALISE_MIN_RANGE = 1e-4  # the authors' Loss.normalize leaves a narrower curve unscaled
 
 # Reasons, in the order the checks run. `accepted` verdicts have reason None.
 REASONS = {
@@ -40,8 +43,12 @@ REASONS = {
 
 
 def _probe_leaves() -> tuple[np.ndarray, np.ndarray]:
-    q = np.linspace(PROBE_LOW, PROBE_HIGH, PROBE_SIZE, dtype=np.float64).astype(np.float32)
-    p = np.stack([q, 1 - q], axis=1)  # true-class probability 1 - q falls from ~1 to ~0
+    """y and p of the probe, [1000, 2] float32, as the authors build them (`Loss.check_integrity`
+    in loss_function_evolution.py): q and 1 - q in float64, the pair then cast to float32. Cast
+    first, 1 - q would be another number where q is near 1 (1.19e-7 for 1 - float32(1 - 1e-7),
+    not 1e-7): the last rows, where log p lives, would differ."""
+    q = np.linspace(PROBE_LOW, PROBE_HIGH, PROBE_SIZE, dtype=np.float64)
+    p = np.stack([q, 1 - q], axis=1).astype(np.float32)  # true-class probability 1 - q falls from ~1 to ~0
     y = np.zeros_like(p)
     y[:, 1] = 1
     return y, p
@@ -91,8 +98,18 @@ def _smooth(y: np.ndarray, ls: float) -> np.ndarray:
     return y * (1 - ls) + ls / y.shape[1] if ls else y
 
 
+def _smooth_probe(y: np.ndarray, ls: float) -> np.ndarray:
+    """The probe's smoothed labels as the authors' `Loss.call` computes them: every term in
+    float32, the smoothing itself a float32 number (identical to `_smooth` at ls = 0)."""
+    if not ls:
+        return y
+    ls32 = np.float32(ls)
+    return y * (np.float32(1) - ls32) + ls32 / np.float32(y.shape[1])
+
+
 def probe_curve(genome: Genome) -> np.ndarray:
-    """L: the per-sample loss before the flip, sum over 2 classes of t on the probe. Shape [1000]."""
+    """L: the per-sample loss before the flip, the float32 sum over the 2 classes of t on the
+    probe. Shape [1000], float32."""
     with np.errstate(all="ignore"):
         return _probe_curve(genome)
 
@@ -108,33 +125,58 @@ _MEMOS: dict[tuple[str, float], dict] = {}
 def _probe_curve(genome: Genome) -> np.ndarray:
     pl = plan(genome, logp=False)
     ls = genome.label_smoothing
-    t = run_program(*pl.numpy, {"y": _smooth(_PROBE_Y, ls), "p": _PROBE_P},
+    t = run_program(*pl.numpy, {"y": _smooth_probe(_PROBE_Y, ls), "p": _PROBE_P},
                     memo=_memo("probe", ls), memo_keys=pl.memo_keys)
-    # The same sum as .astype(float64).sum(axis=1), a fifth of the time.
-    return t[:, 0].astype(np.float64) + t[:, 1]
+    # The authors' tf.reduce_sum(t, axis=-1) in float32 (Loss.call): at large values two
+    # neighbouring rows can round to the same sum, a flat step the rules count. A float64
+    # sum would see a strictly monotone curve there.
+    return t[:, 0] + t[:, 1]
 
 
 def phenotype(curve: np.ndarray, sign: int) -> np.ndarray:
-    """The flipped probe curve min-max normalised to [0, 1]; shape [1000]. All NaN for a
-    constant curve, which is then within no distance of anything."""
-    flipped = sign * curve
+    """The flipped probe curve min-max normalised to [0, 1]; shape [1000], float32 for the
+    probe's float32 curve.
+
+    As the authors' `Loss.normalize` (loss_function_evolution.py): a curve whose range is
+    below NORMALISE_MIN_RANGE is left unscaled, so near-constant curves are compared by
+    their values rather than by their rounding noise blown up to [0, 1].
+    """
+    flipped = curve if sign == 1 else -curve
     lo, hi = flipped.min(), flipped.max()
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if abs(hi - lo) < NORMALISE_MIN_RANGE:
+            return flipped
         return (flipped - lo) / (hi - lo)
 
 
 def curve_verdict(curve: np.ndarray) -> Verdict:
-    """The paper's probe rules (METHOD.md 2, steps 1-3) applied to L."""
+    """The paper's probe rules (METHOD.md 2, steps 1-3) applied to L, with the sign
+    corrections of METHOD.md 7. `curve`: L, shape [1000] (float32, as `probe_curve` gives it).
+
+    The authors' `Loss.check_integrity` (loss_function_evolution.py), in its order: the
+    extremum window, the strictly monotone curves, then the flat steps and turning points of
+    sign(diff(L)). Where nlfs departs from it (each a correction of METHOD.md 7):
+    - a non-finite L is rejected (the authors' rules have no such test);
+    - the start of a one-turning-point curve is read at its first difference, not the third;
+    - a curve monotone apart from flat steps takes the sign of the strictly monotone rule.
+    """
+    with np.errstate(all="ignore"):  # an infinite L overflows its differences
+        return _curve_verdict(curve)
+
+
+def _curve_verdict(curve: np.ndarray) -> Verdict:
     # A float64 sum of float32 values cannot overflow, so it is finite iff every value is.
-    if not np.isfinite(curve.sum()):
+    if not np.isfinite(curve.sum(dtype=np.float64)):
         return Verdict(False, "nonfinite_probe")
-    diffs = curve[1:] - curve[:-1]
+    diffs = curve[1:] - curve[:-1]  # in L's own precision: a float32 tie is a flat step
     # A strictly monotone curve has its extrema at the ends, outside the window, so the
     # monotone rules may run before the extremum rule without changing any verdict.
     if (diffs > 0).all():
         return Verdict(True, sign=1)
     if (diffs < 0).all():
         return Verdict(True, sign=-1)
+    # argmin and argmax take the first of equal values, as the authors' minimum of L and
+    # minimum of -L do.
     if int(np.argmin(curve)) in EXTREMUM_WINDOW or int(np.argmax(curve)) in EXTREMUM_WINDOW:
         return Verdict(False, "extremum_at_half")
     signs = np.sign(diffs)
@@ -143,23 +185,44 @@ def curve_verdict(curve: np.ndarray) -> Verdict:
         return Verdict(False, "constant")
     if zeros > MAX_ZERO_DIFFS:
         return Verdict(False, "plateau")
-    if zeros:
-        signs = _fill_zero_signs(signs)
-    # Counted circularly: the last sign is compared with the first.
-    changes = int(np.count_nonzero(signs[1:] != signs[:-1])) + int(signs[-1] != signs[0])
+    filled = fill_zero_signs(signs) if zeros else signs
+    # Counted circularly, as the authors count them: the last sign meets the first.
+    changes = int(np.count_nonzero(filled[1:] != filled[:-1])) + int(filled[-1] != filled[0])
     if changes > MAX_SIGN_CHANGES:
         return Verdict(False, "turning_points")
-    # Starts decreasing (a U) keeps s = +1; starts increasing (an inverted U) is flipped.
-    return Verdict(True, sign=1 if signs[0] < 0 else -1)
+    if changes == 0:
+        # Correction (METHOD.md 7): monotone apart from 1..10 flat steps. The authors send
+        # it to the turning-point branch below, which keeps a falling curve and flips a
+        # rising one: the sign that rewards wrong answers either way. It takes the sign of
+        # the strictly monotone rule instead: rising +1, falling -1.
+        return Verdict(True, sign=1 if filled[0] > 0 else -1)
+    # One turning point. Starts decreasing (a U) keeps s = +1; starts increasing (an
+    # inverted U) is flipped. Correction (METHOD.md 7): the start is the first difference,
+    # and where the curve begins flat, the direction it first moves in. The authors read the
+    # third difference of their circularly filled signs: a turning point within the first
+    # two steps, or three flat steps at the start (filled from the curve's end), gives them
+    # the end's direction, and the sign that makes the curve fall as the true class becomes
+    # unlikely.
+    start = signs[int(np.flatnonzero(signs)[0])] if zeros else signs[0]
+    return Verdict(True, sign=1 if start < 0 else -1)
 
 
-def _fill_zero_signs(signs: np.ndarray) -> np.ndarray:
-    """Replace each 0 by the previous non-zero sign (the next one for leading zeros)."""
-    out = signs.copy()
-    nonzero = np.flatnonzero(out)
-    idx = np.maximum.accumulate(np.where(out != 0, np.arange(len(out)), -1))
-    idx[idx < 0] = nonzero[0]
-    return out[idx]
+def fill_zero_signs(signs: np.ndarray) -> np.ndarray:
+    """Each 0 of `signs` [n] replaced by the nearest non-zero sign before it, circularly: zeros
+    at the start take the last non-zero sign. The result of the authors' loop in
+    `Loss.check_integrity` (every zero takes the sign on its left, the first the last one's,
+    repeated until none is left), in one pass. At least one sign must be non-zero.
+
+    The fill decides no verdict on its own: filling a run of zeros from either neighbour
+    leaves the number of circular sign changes as it is.
+    """
+    n = len(signs)
+    nonzero = np.flatnonzero(signs)
+    # The index of the latest non-zero at or before each position; before the first, the
+    # last non-zero (circularly).
+    idx = np.maximum.accumulate(np.where(signs != 0, np.arange(n), -1))
+    idx[idx < 0] = nonzero[-1]
+    return signs[idx]
 
 
 def numeric_ok(genome: Genome) -> bool:
@@ -247,6 +310,14 @@ class KnownLosses:
         The same id means the same function, hence the same phenotype, at distance 0; so the
         id (the costlier test) is only computed once the phenotype has found a neighbour,
         except for members whose phenotype is not finite and so never matches.
+
+        The authors' "same expression" (`Loss.mutate` in loss_function_evolution.py) compares
+        `Loss.msg`, the infix string of the active graph as written: operand order counts,
+        node numbering, the flip and label smoothing do not. Every such match is an id match
+        here (the check gives one function one sign, and a population shares its smoothing);
+        the id also matches operands of add, mul, max and min written the other way round,
+        which the authors' phenotype test rejects anyway, at distance 0. So the verdict is
+        theirs; only the reason can read "expression" where theirs would be the phenotype.
         """
         near = self.match(pheno)
         if near is None and not self._unmatchable:
@@ -296,7 +367,7 @@ def check(genome: Genome, known: KnownLosses | None = None) -> Verdict:
         return Verdict(False, problem)
     with np.errstate(all="ignore"):
         curve = _probe_curve(genome)
-        verdict = curve_verdict(curve)
+        verdict = _curve_verdict(curve)
         if not verdict.accepted:
             return verdict
         sign = verdict.sign

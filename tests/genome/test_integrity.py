@@ -14,11 +14,12 @@ from genome_helpers import accepted_random, genome, mutants, structurally_valid_
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nlfs.genome import REASONS, KnownLosses, check, probe_curve
+from nlfs.genome import REASONS, KnownLosses, check, mutate, probe_curve
 from nlfs.genome.compile import GenomeLoss, flatten, run_program
 from nlfs.genome.integrity import (
-    _GRADIENT_LOGP, _GRADIENT_P, _GRADIENT_Y, DUPLICATE_DISTANCE, EXTREMUM_WINDOW, GRADIENT_LOGITS,
-    MAX_SIGN_CHANGES, MAX_ZERO_DIFFS, _smooth, curve_verdict, gradient_problem, phenotype)
+    _GRADIENT_LOGP, _GRADIENT_P, _GRADIENT_Y, _PROBE_P, _PROBE_Y, DUPLICATE_DISTANCE, EXTREMUM_WINDOW,
+    GRADIENT_LOGITS, MAX_SIGN_CHANGES, MAX_ZERO_DIFFS, NORMALISE_MIN_RANGE, _smooth, curve_verdict,
+    fill_zero_signs, gradient_problem, phenotype)
 from nlfs.genome.program import logit_gradient, plan, reverse_pass, softmax_backward
 from nlfs.losses import get_genome
 
@@ -124,14 +125,166 @@ def test_an_inverted_u_is_flipped_into_a_u():
 
 def test_the_phenotype_is_the_flipped_curve_scaled_to_unit_range():
     verdict = check(CE)
-    assert verdict.phenotype.shape == (1000,)
+    assert verdict.phenotype.shape == (1000,) and verdict.phenotype.dtype == np.float32
     assert verdict.phenotype.min() == 0 and verdict.phenotype.max() == 1
     assert verdict.phenotype[0] == 0  # after the flip, loss is lowest where p_true ~ 1
 
 
-# ---- the probe rules against a plain transcription of METHOD.md 2 ----------------------------
+def test_a_curve_narrower_than_the_normalisation_floor_is_compared_unscaled():
+    """The authors' Loss.normalize leaves a curve whose range is below 1e-4 as it is: two
+    near-constant ramps at different levels are far apart, where scaled they would coincide."""
+    ramp = np.linspace(0, 5e-5, 1000, dtype=np.float32)
+    low, high = 0.5 + ramp, 0.6 + ramp
+    assert np.ptp(low) < NORMALISE_MIN_RANGE
+    np.testing.assert_array_equal(phenotype(low, 1), low)
+    np.testing.assert_array_equal(phenotype(low, -1), -low)
+    known = KnownLosses()
+    known.add(CE, phenotype(low, 1))
+    assert known.match(phenotype(high, 1)) is None
+    wide_low, wide_high = 0.5 + 100 * ramp, 0.6 + 100 * ramp  # range 5e-3: scaled, equal
+    np.testing.assert_allclose(phenotype(wide_low, 1), phenotype(wide_high, 1), atol=1e-3)
+
+
+# ---- the probe as the authors compute it (Loss.check_integrity, Loss.call) -------------------
+def test_the_probe_takes_one_minus_q_in_float64_then_casts():
+    q = np.linspace(1e-7, 1 - 1e-7, 1000)
+    np.testing.assert_array_equal(_PROBE_P, np.stack([q, 1 - q], axis=1).astype(np.float32))
+    assert _PROBE_P.dtype == _PROBE_Y.dtype == np.float32
+    # Cast first, 1 - q would be another number in hundreds of rows: 1.19e-7, not 1e-7, last.
+    cast_first = 1 - q.astype(np.float32)
+    assert _PROBE_P[-1, 1] == np.float32(1e-7) != cast_first[-1]
+    assert np.count_nonzero(_PROBE_P[:, 1] != cast_first) > 100
+
+
+def test_the_cast_probe_puts_the_last_true_class_probability_exactly_on_the_guard():
+    """y / (eps - p y): the last row's true-class probability is float32(1e-7), the eps itself,
+    so the denominator is 0 there and L is infinite; with 1 - q computed in float32 it is not."""
+    g = genome(("mul", "p", "y"), ("neg", 0), ("div", "y", 1))
+    curve = probe_curve(g)
+    assert np.isinf(curve[-1]) and np.isfinite(curve[:-1]).all()
+    assert check(g).reason == "nonfinite_probe"
+    q = np.linspace(1e-7, 1 - 1e-7, 1000).astype(np.float32)
+    with np.errstate(all="ignore"):
+        t = run_program(*flatten(g, backend="numpy"), {"y": _PROBE_Y, "p": np.stack([q, 1 - q], axis=1)})
+    assert np.isfinite(t).all()
+
+
+def test_classes_are_summed_in_float32_so_large_values_tie_into_plateaus():
+    """1 / (min(p, y) + eps): the wrong class gives 1/eps = 1e7, where float32 steps by 1, so
+    the true class's 1/p, which moves by less than 1 per row over most of the probe, is lost
+    in the sum: flat steps (the authors' tf.reduce_sum in float32). Summed in float64, the same
+    float32 terms make a strictly rising curve that would be accepted."""
+    g = genome(("min", "p", "y"), ("recip", 0))
+    with np.errstate(all="ignore"):
+        t = run_program(*flatten(g, backend="numpy"), {"y": _PROBE_Y, "p": _PROBE_P})
+    assert t.dtype == np.float32
+    assert (np.diff(t[:, 0].astype(np.float64) + t[:, 1]) > 0).all()
+    curve = probe_curve(g)
+    assert curve.dtype == np.float32
+    np.testing.assert_array_equal(curve, t[:, 0] + t[:, 1])
+    assert np.count_nonzero(np.diff(curve) == 0) > MAX_ZERO_DIFFS
+    assert check(g).reason == "plateau"
+
+
+def test_probe_curves_are_float32_for_every_genome():
+    for g in structurally_valid_genomes(seed=11, count=200):
+        assert probe_curve(g).dtype == np.float32
+
+
+# ---- the sign corrections of METHOD.md 7 -----------------------------------------------------
+def authors_fill(signs: np.ndarray) -> np.ndarray:
+    """METHOD.md 2's fill as the authors' loop does it: every zero takes the value on its left
+    (the first takes the last), all at once, again until no zero is left."""
+    t = list(signs)
+    while 0 in t:
+        t = [t[i - 1] if v == 0 else v for i, v in enumerate(t)]  # t[-1] when i = 0
+    return np.array(t)
+
+
+def authors_sign(curve: np.ndarray) -> int:
+    """The sign the authors' rules give an accepted curve: strictly monotone curves by rule 2,
+    every other one by the U branch, read at the third difference of the filled signs."""
+    d = np.diff(curve)
+    if (d > 0).all() or (d < 0).all():
+        return 1 if d[0] > 0 else -1
+    return 1 if authors_fill(np.sign(d))[2] < 0 else -1
+
+
+def test_a_child_decides_its_sign_afresh_never_inheriting_its_parents_flip():
+    """y log10(p), a child of cross-entropy, carrying its parent's sign -1 as the authors'
+    deep copy does. Its curve falls, so it takes -1 whatever it carries. The authors' probe
+    runs through the inherited flip, sees -L rise, keeps it, and the child gets +1: a loss
+    that falls as the true class becomes unlikely."""
+    child = genome(("log10", "p"), ("mul", "y", 0), sign=-1)
+    inherited, fresh = check(child), check(child.with_sign(1))
+    assert inherited.accepted and inherited.sign == fresh.sign == -1
+    np.testing.assert_array_equal(inherited.phenotype, fresh.phenotype)
+    assert curve_verdict(child.sign * probe_curve(child)).sign == 1  # the authors' reading
+    assert mutate(CE, np.random.default_rng(0)).sign == 1  # mutation resets the sign too
+
+
+def test_a_turning_point_in_the_first_step_is_read_at_the_first_difference():
+    """atan(p / y): the wrong class's atan(q / eps) jumps from pi/4 to ~pi/2 in the first step,
+    then the true class's atan(1 - q) falls to 0: L rises once, then falls. Read at the first
+    difference it starts increasing and is flipped; the authors' third difference says it
+    starts decreasing and keeps +1, a loss that falls as the true class becomes unlikely."""
+    g = genome(("div", "p", "y"), ("atan", 0))
+    d = np.diff(probe_curve(g))
+    assert d[0] > 0 and (d[1:] < 0).all()
+    verdict = check(g)
+    assert verdict.accepted and verdict.sign == -1
+    assert authors_sign(probe_curve(g)) == 1
+
+
+def test_a_curve_that_starts_flat_starts_where_it_first_moves():
+    """y (min(p, tanh(e)) - sigmoid(1))^2: flat for 8 steps (p clipped at 0.9913), then a U.
+    Its start is where it first moves, down: it keeps +1. The authors' circular fill gives
+    the flat start the direction of the curve's end, up, and flips the U."""
+    g = genome(("exp", "1"), ("tanh", 0), ("min", "p", 1), ("sigmoid", "1"), ("sub", 2, 3),
+               ("square", 4), ("mul", "y", 5))
+    s = np.sign(np.diff(probe_curve(g)))
+    assert (s[:8] == 0).all() and s[8] < 0 < s[-1]
+    verdict = check(g)
+    assert verdict.accepted and verdict.sign == 1
+    assert authors_sign(probe_curve(g)) == -1
+
+
+@pytest.mark.parametrize("nodes, sign", [((("add", "p", "y"), ("softplus", 0)), -1),
+                                         ((("div", "p", "y"), ("asinh", 0)), 1)])
+def test_a_monotone_curve_with_flat_steps_takes_the_monotone_sign(nodes, sign):
+    """softplus(p + y) falls and asinh(p / y) rises, each but for one float32 tie in its last
+    step. They take the sign of rule 2 (a rising curve +1, a falling one -1); the authors send
+    them to the U branch, which gives each the opposite."""
+    g = genome(*nodes)
+    s = np.sign(np.diff(probe_curve(g)))
+    assert np.count_nonzero(s == 0) == 1 and set(s[s != 0]) == {sign}
+    verdict = check(g)
+    assert verdict.accepted and verdict.sign == sign
+    assert authors_sign(probe_curve(g)) == -sign
+
+
+def test_zero_signs_are_filled_circularly_the_first_taking_the_last():
+    signs = np.array([0, 0, 1, 0, 0, -1, 0], dtype=np.float32)
+    np.testing.assert_array_equal(fill_zero_signs(signs), [-1, -1, 1, 1, 1, -1, -1])
+    np.testing.assert_array_equal(fill_zero_signs(np.array([0.0, 1, 0])), [1, 1, 1])
+
+
+@settings(max_examples=200, deadline=None)
+@given(signs=st.lists(st.sampled_from([-1.0, 0.0, 0.0, 1.0]), min_size=3, max_size=40)
+       .filter(lambda v: any(v)))
+def test_the_fill_is_the_authors_loop_and_never_changes_the_turning_point_count(signs):
+    signs = np.array(signs)
+    filled = fill_zero_signs(signs)
+    np.testing.assert_array_equal(filled, authors_fill(signs))
+    # Filling each run of zeros from its right instead counts the same circular changes.
+    from_right = fill_zero_signs(signs[::-1])[::-1]
+    assert np.count_nonzero(filled != np.roll(filled, 1)) == np.count_nonzero(from_right != np.roll(from_right, 1))
+
+
+# ---- the probe rules against plain transcriptions of METHOD.md 2 and 7 -----------------------
 def method_rules(curve: np.ndarray) -> tuple[bool, str | None, int]:
-    """METHOD.md 2, steps 1-3, written as the text reads: (accepted, reason, sign)."""
+    """METHOD.md 2, steps 1-3, with the corrections of METHOD.md 7, written as the text reads:
+    (accepted, reason, sign)."""
     if not np.all(np.isfinite(curve)):
         return False, "nonfinite_probe", 1
     if int(np.argmin(curve)) in range(490, 510) or int(np.argmax(curve)) in range(490, 510):
@@ -146,38 +299,56 @@ def method_rules(curve: np.ndarray) -> tuple[bool, str | None, int]:
         return False, "constant", 1
     if np.count_nonzero(s == 0) > 10:
         return False, "plateau", 1
-    filled, last = [], s[np.flatnonzero(s)[0]]
-    for v in s:
-        last = v if v != 0 else last
-        filled.append(last)
-    filled = np.array(filled)
-    if np.count_nonzero(filled != np.roll(filled, -1)) > 2:
+    filled = authors_fill(s)
+    changes = np.count_nonzero(filled != np.roll(filled, 1))
+    if changes > 2:
         return False, "turning_points", 1
-    return True, None, 1 if filled[0] < 0 else -1
+    first_move = s[s != 0][0]
+    if changes == 0:  # monotone but for flat steps: rule 2's sign
+        return True, None, 1 if first_move > 0 else -1
+    return True, None, 1 if first_move < 0 else -1  # a U keeps +1, an inverted U is flipped
 
 
 curves = st.builds(
-    lambda kind, a, b, k, flat, seed: _curve(kind, a, b, k, flat, seed),
-    st.sampled_from(["line", "u", "wave", "step"]), st.floats(-5, 5), st.floats(0.01, 0.99),
-    st.integers(1, 4), st.integers(0, 30), st.integers(0, 2**16))
+    lambda kind, a, b, k, flat, lead, seed: _curve(kind, a, b, k, flat, lead, seed),
+    st.sampled_from(["line", "u", "wave", "step", "kink"]), st.floats(-5, 5), st.floats(0.01, 0.99),
+    st.integers(1, 4), st.integers(0, 30), st.integers(0, 12), st.integers(0, 2**16))
 
 
-def _curve(kind, a, b, k, flat, seed):
+def _curve(kind, a, b, k, flat, lead, seed):
+    """A float32 curve of 1000 points, as the probe gives: lines, U shapes, waves, steps, and
+    kinks (one turning point within the first steps), with runs of flat steps."""
     x = np.linspace(0, 1, 1000)
     c = {"line": a * x, "u": a * (x - b) ** 2, "wave": np.sin(k * np.pi * x + a),
-         "step": np.floor(x * k * 7) + a * x}[kind]
+         "step": np.floor(x * k * 7) + a * x, "kink": a * np.abs(x - x[k - 1])}[kind]
     rng = np.random.default_rng(seed)
     if flat:  # a run of equal values somewhere
         i = int(rng.integers(0, 1000 - flat))
         c[i:i + flat] = c[i]
-    return c
+    c[:lead] = c[lead]  # a flat start
+    return c.astype(np.float32)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(curve=curves)
 def test_the_fast_probe_rules_decide_as_method_md_reads(curve):
     verdict = curve_verdict(curve)
     assert (verdict.accepted, verdict.reason, verdict.sign) == method_rules(curve)
+
+
+@settings(max_examples=300, deadline=None)
+@given(curve=curves)
+def test_the_rules_depart_from_the_authors_only_in_a_sign_a_correction_sets(curve):
+    """Same verdict and reason as the authors' rules always; another sign only for a curve
+    monotone but for flat steps, or one whose start the authors read elsewhere."""
+    verdict = curve_verdict(curve)
+    if not verdict.accepted or verdict.sign == authors_sign(curve):
+        return
+    s = np.sign(np.diff(curve))
+    filled = authors_fill(s)
+    monotone_with_flats = (s == 0).any() and len(set(filled)) == 1
+    start_read_elsewhere = filled[2] != s[s != 0][0]
+    assert monotone_with_flats or start_read_elsewhere
 
 
 # ---- the duplicate rule's index --------------------------------------------------------------
@@ -328,11 +499,13 @@ def test_duplicate_rule_answers_as_written_for_mutants_of_the_population(seed):
 
 
 def test_a_member_whose_phenotype_is_not_finite_is_still_found_by_its_id():
-    """A constant member (phenotype 0/0) never matches by distance; its id still does."""
-    constant = REJECTED["constant"]
-    known = KnownLosses([constant])
-    assert known.match(phenotype(probe_curve(constant), 1)) is None
-    assert known.duplicate(constant, phenotype(probe_curve(constant), 1)) == "duplicate_expression"
+    """A member with an infinite curve (phenotype NaN) never matches by distance; its id still does."""
+    member = REJECTED["nonfinite_probe"]
+    pheno = phenotype(probe_curve(member), 1)
+    assert not np.isfinite(pheno).all()
+    known = KnownLosses([member])
+    assert known.match(pheno) is None
+    assert known.duplicate(member, pheno) == "duplicate_expression"
 
 
 def test_memoised_leaf_values_are_the_values_computed_afresh():
