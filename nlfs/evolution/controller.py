@@ -17,7 +17,7 @@ import numpy as np
 from nlfs.errors import NlfsError
 from nlfs.evolution.config import SearchConfig
 from nlfs.evolution.population import Outcome, advance, start
-from nlfs.evolution.stages import stage_profile, stage_profiles
+from nlfs.evolution.stages import gradient_readings, stage_profile, validate_stages
 from nlfs.evolution.state import Batch, Slot, State
 from nlfs.genome.graph import Genome
 from nlfs.genome.integrity import phenotype, probe_curve
@@ -60,7 +60,7 @@ def init_run(run: Run, config: SearchConfig) -> bool:
     The whole run is validated first (every stage's profile resolves, every override applies and
     is in range), so a config that could never train is refused before anything is stored.
     """
-    stage_profiles(config)
+    validate_stages(config)
     text = config.to_yaml().encode()
     if run.store.put_if_absent(layout.config_key(), text):
         return True
@@ -89,10 +89,11 @@ def step(run: Run, *, max_genomes: int | None = None, max_failed: int | None = N
     so stepping by hand to look at the pending work changes nothing.
     """
     config = run.config
+    readings = gradient_readings(config)
     for _ in range(MAX_CAS_RETRIES):
         state, etag = run.read_state()
         if state is None:
-            state = start(config)
+            state = start(config, readings)
             for c in state.candidates:
                 run.put_genome(Genome.from_json(c.genome))
         elif state.config_hash != config.hash:
@@ -122,7 +123,7 @@ def step(run: Run, *, max_genomes: int | None = None, max_failed: int | None = N
                     return StepResult(state.pending.index, state.pending.stage, handout, False, state)
         elif state.done:
             return StepResult(None, None, [], True, state)
-        new = advance(state, config, outcomes)
+        new = advance(state, config, outcomes, readings)
         if new.pending is not None:
             _prepare(run, new.pending)
             todo = [s for s in new.pending.slots if not s.reused_from][:max_genomes]

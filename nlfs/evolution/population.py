@@ -57,25 +57,27 @@ def rng_for(config: SearchConfig, *keys: int) -> np.random.Generator:
 
 # ---- initialisation -------------------------------------------------------------------------
 
-def random_candidates(config: SearchConfig, limit_attempts: int = 1000) -> list[Genome]:
+def random_candidates(config: SearchConfig, limit_attempts: int = 1000,
+                      readings: tuple[str, ...] = ("log_softmax",)) -> list[Genome]:
     """`initial_candidates` random genomes that pass the check, each with the sign its check chose.
 
     As in the authors' `initialize`, the candidates are not tested against each other for
     duplicates; they are distinct by content id only, because the store keys results by id.
     Raises RuntimeError if the space yields too few (it cannot at the method's sizes; the
-    bound keeps a broken operator table from hanging).
+    bound keeps a broken operator table from hanging). `readings`: how the stages' training
+    reads log(p), for the integrity check's gradient test (`nlfs.genome.integrity.check`).
     """
     wanted = config.initial_candidates
     found = random_accepted(rng_for(config, _INITIAL), wanted, limit_attempts * wanted,
-                            distinct_phenotypes=False)
+                            distinct_phenotypes=False, readings=readings)
     if len(found) < wanted:
         raise RuntimeError("random generation yields too few valid genomes")
     return found
 
 
-def start(config: SearchConfig) -> State:
+def start(config: SearchConfig, readings: tuple[str, ...] = ("log_softmax",)) -> State:
     """The state of a new run: random candidates waiting for the initial stage."""
-    candidates = [Candidate(id=g.id, genome=g.to_dict()) for g in random_candidates(config)]
+    candidates = [Candidate(id=g.id, genome=g.to_dict()) for g in random_candidates(config, readings=readings)]
     return State(config_hash=config.hash, candidates=candidates)
 
 
@@ -92,7 +94,7 @@ def tournament(population: list[Member], size: int, rng: np.random.Generator) ->
 
 
 def make_child(parent: Genome, known: KnownLosses, rng: np.random.Generator,
-               attempts: int) -> Genome | None:
+               attempts: int, readings: tuple[str, ...] = ("log_softmax",)) -> Genome | None:
     """Mutate `parent` until the child passes every check, at most `attempts` times.
 
     The child's sign is decided afresh by its own check (METHOD.md 7: the authors' child
@@ -101,7 +103,7 @@ def make_child(parent: Genome, known: KnownLosses, rng: np.random.Generator,
     """
     for _ in range(attempts):
         child = mutate(parent, rng)
-        verdict = check(child, known)
+        verdict = check(child, known, readings=readings)
         if verdict.accepted:
             return child.with_sign(verdict.sign)
     return None
@@ -124,14 +126,16 @@ def remember(top: list[Member], member: Member, size: int) -> list[Member]:
 
 # ---- one controller transition --------------------------------------------------------------
 
-def advance(state: State, config: SearchConfig, outcomes: Mapping[str, Outcome]) -> State:
-    """Fold the pending batch's outcomes (by genome id; all must be present), propose the next."""
+def advance(state: State, config: SearchConfig, outcomes: Mapping[str, Outcome],
+            readings: tuple[str, ...] = ("log_softmax",)) -> State:
+    """Fold the pending batch's outcomes (by genome id; all must be present), propose the next.
+    `readings`: how the stages' training reads log(p), for the children's integrity check."""
     state = state.model_copy(deep=True)
     retries: list[Slot] = []
     if state.pending is not None:
         retries = _fold(state, config, state.pending, outcomes)
         state.pending = None
-    _propose(state, config, retries)
+    _propose(state, config, retries, readings)
     return state
 
 
@@ -180,7 +184,7 @@ def _close_child(state: State, config: SearchConfig, slot: Slot, fitness: float)
     state.top = remember(state.top, member, config.hall_of_fame)
 
 
-def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
+def _propose(state: State, config: SearchConfig, retries: list[Slot], readings: tuple[str, ...]) -> None:
     while True:
         if state.phase == "initial":
             if _open_next_candidates(state, config, "initial"):
@@ -195,7 +199,7 @@ def _propose(state: State, config: SearchConfig, retries: list[Slot]) -> None:
             state.candidates, state.cursor = [], 0
             state.phase = "evolve"
         elif state.phase == "evolve":
-            slots = _children(state, config, retries)
+            slots = _children(state, config, retries, readings)
             retries = []
             if slots:
                 _open(state, "evolve", "main", slots)
@@ -221,7 +225,7 @@ def _open(state: State, phase: str, stage: str, slots: list[Slot]) -> None:
     state.next_batch += 1
 
 
-def _children(state: State, config: SearchConfig, retries: list[Slot]) -> list[Slot]:
+def _children(state: State, config: SearchConfig, retries: list[Slot], readings: tuple[str, ...]) -> list[Slot]:
     """Re-mutations of failed children first, then new children while the budget lasts.
 
     A child for which no valid mutant turns up in `max_mutation_attempts` draws has used one of
@@ -242,7 +246,8 @@ def _children(state: State, config: SearchConfig, retries: list[Slot]) -> list[S
             if attempt:
                 state.counters.remutations += 1
             rng = rng_for(config, _CHILD, child_no, attempt + 1)
-            child = make_child(Genome.from_json(parent_genome), known, rng, config.max_mutation_attempts)
+            child = make_child(Genome.from_json(parent_genome), known, rng, config.max_mutation_attempts,
+                               readings)
             if child is None:
                 state.counters.mutation_failures += 1
                 attempt += 1

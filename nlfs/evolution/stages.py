@@ -48,9 +48,16 @@ def stage_profile(config: SearchConfig, stage: str, overrides: dict[str, str] | 
 
 
 def stage_profiles(config: SearchConfig) -> dict[str, Profile]:
-    """Every stage's profile, each naming registered parts; the first one that does not
-    resolve is a one-line NlfsError naming its stage."""
-    profiles = {stage: resolve(entry, stage) for stage, entry in config.stages.items()}
+    """Every stage's profile; the first one that does not resolve is a one-line NlfsError
+    naming its stage."""
+    return {stage: resolve(entry, stage) for stage, entry in config.stages.items()}
+
+
+def validate_stages(config: SearchConfig) -> dict[str, Profile]:
+    """`stage_profiles`, each also naming only registered parts (model, dataset, augmentation):
+    what `nlfs init` checks before it stores anything. Looking parts up imports the training
+    code (torch), so steps that only need the profiles call `stage_profiles`."""
+    profiles = stage_profiles(config)
     for stage, profile in profiles.items():
         for registry, name in ((MODELS, profile.model.name), (DATASETS, profile.dataset.name),
                                (AUGMENTATIONS, profile.augment.name)):
@@ -58,3 +65,9 @@ def stage_profiles(config: SearchConfig) -> dict[str, Profile]:
                 raise NlfsError(f"stages.{stage}: profile {profile.name!r} names an unknown "
                                 f"{registry.kind} {name!r} (known: {', '.join(registry.names())})")
     return profiles
+
+
+def gradient_readings(config: SearchConfig) -> tuple[str, ...]:
+    """How the stages' training reads a genome's log(p) (`loss.inputs`), each once: the integrity
+    check's gradient test mirrors every one of them."""
+    return tuple(sorted({profile.loss.inputs for profile in stage_profiles(config).values()}))

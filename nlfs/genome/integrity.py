@@ -239,24 +239,32 @@ def _numeric_ok(genome: Genome) -> bool:
     return bool(np.isfinite(t).all())
 
 
-def gradient_problem(genome: Genome) -> str | None:
-    """None if d loss / d logits is finite and not identically zero on random inputs.
+# How training reads a genome's log(p) (a profile's `loss.inputs`): the gradient test mirrors
+# each reading the search's stages train with.
+READINGS = ("log_softmax", "probabilities")
 
-    The gradient is numpy's mirror of torch autograd through `GenomeLoss` (log(p) read as
-    log_softmax, as in training), on 16 random 10-class rows; tests hold it to torch's.
+
+def gradient_problem(genome: Genome, readings: tuple[str, ...] = ("log_softmax",)) -> str | None:
+    """None if d loss / d logits is finite and not identically zero on random inputs, under
+    every reading of log(p) in `readings` (see READINGS).
+
+    The gradient is numpy's mirror of torch autograd through `GenomeLoss`, on 16 random 10-class
+    rows; tests hold it to torch's.
     """
     with np.errstate(all="ignore"):
-        return _gradient_problem(genome)
+        return _gradient_problem(genome, readings)
 
 
-def _gradient_problem(genome: Genome) -> str | None:
+def _gradient_problem(genome: Genome, readings: tuple[str, ...]) -> str | None:
     ls = genome.label_smoothing
     y = _smooth(_GRADIENT_Y, ls)
-    grad = logit_gradient(genome, y, _GRADIENT_P, _GRADIENT_LOGP, memo=_memo("gradient", ls))
-    if grad is None or not grad.any():  # NaN counts as non-zero, as in torch's `grad != 0`
-        return "zero_gradient"
-    if not np.isfinite(grad).all():
-        return "nonfinite_gradient"
+    for reading in readings:
+        grad = logit_gradient(genome, y, _GRADIENT_P, _GRADIENT_LOGP, memo=_memo("gradient", ls),
+                              log_softmax=reading == "log_softmax")
+        if grad is None or not grad.any():  # NaN counts as non-zero, as in torch's `grad != 0`
+            return "zero_gradient"
+        if not np.isfinite(grad).all():
+            return "nonfinite_gradient"
     return None
 
 
@@ -355,8 +363,10 @@ def _block_sums(pheno: np.ndarray) -> np.ndarray:
     return pheno.reshape(-1, _BLOCK).sum(axis=1)
 
 
-def check(genome: Genome, known: KnownLosses | None = None) -> Verdict:
-    """Run every check in order; the first failure is the reason. `known`: the population.
+def check(genome: Genome, known: KnownLosses | None = None, *,
+          readings: tuple[str, ...] = ("log_softmax",)) -> Verdict:
+    """Run every check in order; the first failure is the reason. `known`: the population;
+    `readings`: how training will read log(p) (the search passes those of its stages' profiles).
 
     The paper's rules come first (probe rules, then duplicates, METHOD.md 2), then the checks
     it lacks, on random inputs: the cheap population test spares mutants that only repeat a
@@ -379,7 +389,7 @@ def check(genome: Genome, known: KnownLosses | None = None) -> Verdict:
                 return Verdict(False, duplicate, sign, pheno)
         if not _numeric_ok(genome):
             return Verdict(False, "nonfinite_random", sign, pheno)
-        problem = _gradient_problem(signed)
+        problem = _gradient_problem(signed, readings)
         if problem:
             return Verdict(False, problem, sign, pheno)
     return Verdict(True, None, sign, pheno)

@@ -105,10 +105,11 @@ def _toggle(node: Node, options: list, rng: np.random.Generator) -> Node | None:
 
 
 def random_accepted(rng: np.random.Generator, count: int, max_draws: int, *,
-                    distinct_phenotypes: bool = True) -> list[Genome]:
+                    distinct_phenotypes: bool = True,
+                    readings: tuple[str, ...] = ("log_softmax",)) -> list[Genome]:
     """Up to `count` random genomes that pass the integrity check, each with the sign its check
     chose, distinct by id, and by phenotype too when `distinct_phenotypes` (each is then checked
-    against those before it, as a mutant is against the population).
+    against those before it, as a mutant is against the population). `readings`: as in `check`.
 
     Fewer come back only if `max_draws` draws run out; callers decide whether that is an error.
     """
@@ -121,7 +122,7 @@ def random_accepted(rng: np.random.Generator, count: int, max_draws: int, *,
         if len(found) == count:
             break
         genome = random_genome(rng)
-        verdict = check(genome, known if distinct_phenotypes else None)
+        verdict = check(genome, known if distinct_phenotypes else None, readings=readings)
         if verdict.accepted:
             genome = genome.with_sign(verdict.sign)
             if genome.id in ids:

@@ -4,7 +4,7 @@ import pytest
 
 from nlfs.errors import NlfsError
 from nlfs.evolution.config import SearchConfig, builtin_names, load_config, parse_config
-from nlfs.evolution.stages import stage_profiles
+from nlfs.evolution.stages import stage_profiles, validate_stages
 
 
 def test_paper_config_is_the_published_method():
@@ -93,7 +93,7 @@ def test_a_run_whose_stages_cannot_train_is_refused_as_a_whole(stages, fragment)
     base = {"initial": {"profile": "tiny-prefilter"}, "gate": {"profile": "tiny-gate"}, "main": {"profile": "tiny"}}
     config = SearchConfig(stages={**base, **stages})
     with pytest.raises(NlfsError) as err:
-        stage_profiles(config)
+        validate_stages(config)
     assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
@@ -113,3 +113,12 @@ def test_a_binary_config_file_is_one_line(tmp_path):
     with pytest.raises(NlfsError) as err:
         load_config(str(path))
     assert "\n" not in str(err.value)
+
+
+def test_the_integrity_check_mirrors_how_the_stages_read_log_p():
+    """The paper profiles feed genomes softmax probabilities, as the authors trained; the
+    embedded default reads log(p) as log_softmax. The gradient test follows each."""
+    from nlfs.evolution.stages import gradient_readings
+
+    assert gradient_readings(load_config("paper")) == ("probabilities",)
+    assert gradient_readings(load_config("default")) == ("log_softmax",)
