@@ -28,11 +28,19 @@ class GenomeError(NlfsError):
 
 @dataclass(frozen=True)
 class Node:
+    """One operator over its inputs. `dormant` is an operator of the other arity that the node
+    keeps for a unary <-> binary toggle (METHOD.md 3, the authors' `Node.un`/`Node.bin`); it does
+    not change the function, so the content id ignores it."""
+
     op: str
     inputs: tuple[Input, ...]
+    dormant: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"op": self.op, "in": list(self.inputs)}
+        out: dict[str, Any] = {"op": self.op, "in": list(self.inputs)}
+        if self.dormant is not None:
+            out["dormant"] = self.dormant
+        return out
 
 
 @dataclass(frozen=True)
@@ -255,7 +263,7 @@ def _parse_node(raw: Any, i: int, count: int, source: str) -> Node:
     where = f"{source}: nodes[{i}]"
     if not isinstance(raw, dict):
         raise GenomeError(f"{where}: a node is an object with 'op' and 'in'")
-    unknown = set(raw) - {"op", "in"}
+    unknown = set(raw) - {"op", "in", "dormant"}
     if unknown:
         raise GenomeError(f"{where}: unknown field {sorted(unknown)[0]!r}")
     op = raw.get("op")
@@ -278,4 +286,7 @@ def _parse_node(raw: Any, i: int, count: int, source: str) -> Node:
             raise GenomeError(f"{where}.in: a node cannot take itself as input")
     if arity == 2 and ins[0] == ins[1] and type(ins[0]) is type(ins[1]):
         raise GenomeError(f"{where}.in: a binary node takes two distinct inputs")
-    return Node(op, tuple(ins))
+    dormant = raw.get("dormant")
+    if dormant is not None and (not isinstance(dormant, str) or dormant not in OPS or OPS[dormant].arity == arity):
+        raise GenomeError(f"{where}.dormant: {dormant!r} is not an operator of the other arity")
+    return Node(op, tuple(ins), dormant)

@@ -24,11 +24,19 @@ P_SWAP_OPERANDS = 0.2
 
 
 def _choices(index: int, size: int = HIDDEN + 1, root: int = ROOT) -> list[Input]:
-    """Inputs a node may take: hidden nodes take leaves or other hidden nodes, the root hidden only."""
+    """Inputs a node may take in a random genome: hidden nodes take leaves or other hidden nodes,
+    the root hidden nodes only (the authors' `Loss.setup`)."""
     hidden = [j for j in range(size) if j != root]
     if index == root:
         return hidden
     return list(LEAVES) + [j for j in hidden if j != index]
+
+
+def _columns(size: int) -> list[Input]:
+    """Every input a mutation may propose: each leaf and each node, the mutated node and the root
+    included (the authors draw from every column of the adjacency matrix not already an input
+    of the node; a self-loop or a hidden node reading the root is then rejected as a cycle)."""
+    return list(LEAVES) + list(range(size))
 
 
 def _pick(rng: np.random.Generator, items: list, exclude: tuple = ()) -> Input | None:
@@ -38,12 +46,15 @@ def _pick(rng: np.random.Generator, items: list, exclude: tuple = ()) -> Input |
 
 
 def _random_node(rng: np.random.Generator, index: int) -> Node:
+    """A node as the authors' `Node.__init__` draws it: a unary and a binary operator both, one
+    active by the arity odds, the other kept dormant for a later toggle."""
     p_unary = P_ROOT_UNARY if index == ROOT else P_HIDDEN_UNARY
     options = _choices(index)
+    unary_op, binary_op = str(rng.choice(UNARY_OPS)), str(rng.choice(BINARY_OPS))
     if rng.random() < p_unary:
-        return Node(str(rng.choice(UNARY_OPS)), (_pick(rng, options),))
+        return Node(unary_op, (_pick(rng, options),), dormant=binary_op)
     first = _pick(rng, options)
-    return Node(str(rng.choice(BINARY_OPS)), (first, _pick(rng, options, (first,))))
+    return Node(binary_op, (first, _pick(rng, options, (first,))), dormant=unary_op)
 
 
 def random_genome(rng: np.random.Generator) -> Genome:
@@ -52,16 +63,18 @@ def random_genome(rng: np.random.Generator) -> Genome:
 
 
 def mutate(genome: Genome, rng: np.random.Generator) -> Genome:
-    """One mutation of one active node, chosen uniformly (METHOD.md 3). Sign resets to +1.
+    """One mutation of one active node, chosen uniformly (METHOD.md 3; the authors' `Loss.mutate`).
+    Sign resets to +1.
 
     p=0.70 change the operator to another of the same arity; p=0.15 rewire (unary: new input;
     binary: swap operands with p=0.2, else redraw the first or second input); p=0.15 toggle
-    unary <-> binary (adding a new first or second operand, or dropping one).
+    unary <-> binary (the dormant operator becomes active, adding a new first or second operand,
+    or dropping one). New inputs come from every leaf and node not already an input.
     """
     active = genome.active
     index = active[int(rng.integers(len(active)))]
     node = genome.nodes[index]
-    options = _choices(index, len(genome.nodes), genome.output)
+    options = _columns(len(genome.nodes))
     r = rng.random()
     new = None
     if r >= P_CHANGE_OP + P_REWIRE:
@@ -70,7 +83,7 @@ def mutate(genome: Genome, rng: np.random.Generator) -> Genome:
         new = _rewire(node, options, rng)
     if new is None:  # the operator change, also where a small graph has no other input to draw
         ops = UNARY_OPS if len(node.inputs) == 1 else BINARY_OPS
-        new = Node(str(_pick(rng, list(ops), (node.op,))), node.inputs)
+        new = Node(str(_pick(rng, list(ops), (node.op,))), node.inputs, node.dormant)
     nodes = list(genome.nodes)
     nodes[index] = new
     return replace(genome, nodes=tuple(nodes), sign=1, name=None)
@@ -80,28 +93,32 @@ def _rewire(node: Node, options: list, rng: np.random.Generator) -> Node | None:
     """Unary: a new input. Binary: swap operands (p=0.2), else redraw the first or second."""
     if len(node.inputs) == 1:
         x = _pick(rng, options, node.inputs)
-        return None if x is None else Node(node.op, (x,))
+        return None if x is None else Node(node.op, (x,), node.dormant)
     if rng.random() < P_SWAP_OPERANDS:
-        return Node(node.op, node.inputs[::-1])
+        return Node(node.op, node.inputs[::-1], node.dormant)
     k = int(rng.integers(2))
     x = _pick(rng, options, node.inputs)
     if x is None:
         return None
     ins = list(node.inputs)
     ins[k] = x
-    return Node(node.op, tuple(ins))
+    return Node(node.op, tuple(ins), node.dormant)
 
 
 def _toggle(node: Node, options: list, rng: np.random.Generator) -> Node | None:
-    """Unary -> binary with a new first or second operand; binary -> unary keeping one."""
+    """Unary -> binary with a new first or second operand; binary -> unary keeping one. The
+    dormant operator becomes active and the active one dormant; a node without one (a
+    hand-written genome) draws its new operator."""
     if len(node.inputs) == 2:
         keep = node.inputs[int(rng.integers(2))]
-        return Node(str(rng.choice(UNARY_OPS)), (keep,))
+        op = node.dormant if node.dormant is not None else str(rng.choice(UNARY_OPS))
+        return Node(op, (keep,), node.op)
     extra = _pick(rng, options, node.inputs)
     if extra is None:
         return None
     ins = (extra, node.inputs[0]) if rng.random() < 0.5 else (node.inputs[0], extra)
-    return Node(str(rng.choice(BINARY_OPS)), ins)
+    op = node.dormant if node.dormant is not None else str(rng.choice(BINARY_OPS))
+    return Node(op, ins, node.op)
 
 
 def random_accepted(rng: np.random.Generator, count: int, max_draws: int, *,

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nlfs.genome import Genome, check, compile_genome, mutate, random_genome
+from nlfs.genome.graph import Node
 from nlfs.genome.mutate import HIDDEN, ROOT
 from nlfs.genome.ops import BINARY_OPS, OPS, UNARY_OPS
 
@@ -126,12 +127,47 @@ def test_an_operator_change_keeps_the_arity_and_picks_another_operator():
             assert child.nodes[i].op in ops and child.nodes[i].op != parent.nodes[i].op
 
 
-def test_the_root_is_only_rewired_to_hidden_nodes():
+def test_new_inputs_come_from_every_column_and_the_check_rejects_the_cycles_among_them():
+    """The authors' `Loss.mutate` draws a new input from every column not already an input:
+    the root may read a leaf, and a node may propose itself or the root, which `check` rejects."""
     parents = accepted_random(6, 20)
     rng = np.random.default_rng(7)
-    for k in range(2000):
-        child = mutate(parents[k % len(parents)], rng)
-        assert all(isinstance(x, int) for x in child.nodes[ROOT].inputs)
+    root_leaf = self_loops = 0
+    for k in range(3000):
+        parent = parents[k % len(parents)]
+        child = mutate(parent, rng)
+        (i,) = [j for j in range(len(parent.nodes)) if parent.nodes[j] != child.nodes[j]]
+        ins = child.nodes[i].inputs
+        root_leaf += i == ROOT and any(isinstance(x, str) for x in ins)
+        if any(x == i and isinstance(x, int) for x in ins):
+            self_loops += 1
+            assert check(child).reason == "cycle"
+    assert root_leaf > 0 and self_loops > 0
+
+
+def test_random_nodes_keep_a_dormant_operator_of_the_other_arity_that_a_toggle_brings_back():
+    rng = np.random.default_rng(11)
+    g = random_genome(rng)
+    for node in g.nodes:
+        other = BINARY_OPS if len(node.inputs) == 1 else UNARY_OPS
+        assert node.dormant in other
+    toggles = 0
+    for _ in range(400):
+        child = mutate(g, rng)
+        (i,) = [j for j in range(len(g.nodes)) if g.nodes[j] != child.nodes[j]]
+        before, after = g.nodes[i], child.nodes[i]
+        if len(before.inputs) != len(after.inputs):
+            toggles += 1
+            assert (after.op, after.dormant) == (before.dormant, before.op)
+    assert toggles > 20
+
+
+def test_the_dormant_operator_travels_in_the_file_but_is_not_part_of_the_function():
+    g = random_genome(np.random.default_rng(2))
+    again = Genome.from_json(g.to_json())
+    assert again == g and [n.dormant for n in again.nodes] == [n.dormant for n in g.nodes]
+    bare = Genome(tuple(Node(n.op, n.inputs) for n in g.nodes), g.output)
+    assert bare.id == g.id
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "focal", "poly1"])
