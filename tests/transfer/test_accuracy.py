@@ -7,20 +7,14 @@ import pytest
 
 from nlfs.notebook import RunReading as Run
 from nlfs.report.text import transfer_text
-from nlfs.result import EpochMetrics, ResultRecord
 from nlfs.transfer.accuracy import CellMode, held_out_figure, paper_figure, run_accuracy
-from nlfs.transfer.plan import plan
-from runkit import synthetic_search, tiny_protocol
-
-
-def _epochs(val: list[float], test: list[float | None]) -> list[EpochMetrics]:
-    return [EpochMetrics(epoch=i + 1, val_accuracy=v, test_accuracy=t) for i, (v, t) in enumerate(zip(val, test))]
+from runkit import epochs_of, finish_grid, held_out_protocol, synthetic_search
 
 
 def test_a_runs_figures_are_its_best_test_epoch_and_its_test_at_the_first_best_validation_epoch():
-    got = run_accuracy(_epochs([0.5, 0.7, 0.7, 0.6], [0.6, 0.65, 0.8, 0.9]))
+    got = run_accuracy(epochs_of([0.5, 0.7, 0.7, 0.6], [0.6, 0.65, 0.8, 0.9]))
     assert (got.test_max, got.test_at_best_val) == (0.9, 0.65)  # epoch 2 is the first of the two best
-    assert run_accuracy(_epochs([0.5, 0.7], [None, None])) == run_accuracy([])
+    assert run_accuracy(epochs_of([0.5, 0.7], [None, None])) == run_accuracy([])
     assert run_accuracy([]).test_max is None and run_accuracy([]).test_at_best_val is None
 
 
@@ -35,15 +29,6 @@ def test_which_figure_a_cell_reports_follows_how_it_splits_its_data():
                                                            "max_val_accuracy")
 
 
-# Each loss's two seeds: (validation accuracies, test accuracies) per epoch. The candidate's best
-# validation epoch is never its best test epoch, so its two figures differ.
-CURVES = {
-    "candidate": [([0.5, 0.8, 0.6], [0.9, 0.7, 0.95]), ([0.6, 0.7, 0.7], [0.8, 0.75, 0.9])],
-    "cross_entropy": [([0.5, 0.6, 0.55], [0.6, 0.62, 0.64]), ([0.5, 0.65, 0.6], [0.6, 0.61, 0.63])],
-    "baikal": [([0.4, 0.5, 0.45], [0.5, 0.55, 0.52]), ([0.4, 0.45, 0.5], [0.5, 0.52, 0.54])],
-}
-
-
 @pytest.fixture
 def run(store) -> Run:
     r = Run(store)
@@ -51,25 +36,8 @@ def run(store) -> Run:
     return r
 
 
-def _finish_grid(run: Run, protocol) -> None:
-    p = plan(run, protocol)
-    names = {e.id: e.name for e in p.state.named}
-    while not p.done:
-        for u in p.units:
-            seed = int(u.set["seed"])
-            val, test = CURVES[names.get(u.genome, "candidate")][seed]
-            run.put_result(ResultRecord(genome_id=u.genome, stage=u.stage, profile=u.profile, profile_hash="0" * 16,
-                                        status="ok", fitness=max(val), epochs=_epochs(val, test)))
-        p = plan(run)
-
-
-def _protocol(**overrides: str):
-    return tiny_protocol(**{"elimination.phases": "[]", "elimination.candidates": "1",
-                            "transfer.set": "{epochs: 1, dataset.evaluate_test: true}", **overrides})
-
-
 def test_the_table_holds_the_papers_figure_and_the_held_out_one_per_cell(run):
-    _finish_grid(run, _protocol())
+    finish_grid(run, held_out_protocol())
     table = run.transfer_table()
     (cell,) = table.cells
     assert cell.figure == "max_test_accuracy" and cell.held_out
@@ -89,7 +57,7 @@ def test_the_table_holds_the_papers_figure_and_the_held_out_one_per_cell(run):
 
 
 def test_in_the_authors_setting_the_table_has_only_the_papers_figure(run):
-    _finish_grid(run, _protocol(**{"transfer.set": "{epochs: 1, dataset.val: test, dataset.evaluate_test: true}"}))
+    finish_grid(run, held_out_protocol(**{"transfer.set": "{epochs: 1, dataset.val: test, dataset.evaluate_test: true}"}))
     table = run.transfer_table()
     (cell,) = table.cells
     assert cell.figure == "max_test_accuracy" and not cell.held_out
