@@ -32,6 +32,9 @@ class EpochMetrics(BaseModel):
     train_accuracy: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
+    # accuracy on the test split when the profile scores it every epoch (dataset.evaluate_test);
+    # equal to val_accuracy when validation is the test split (dataset.val=test)
+    test_accuracy: float | None = None
     seconds: float = 0.0
 
 

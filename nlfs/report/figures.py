@@ -137,8 +137,12 @@ def operator_figure(counts: Counter, members: int) -> Figure:
     return Figure("operators.png", title, caption, _png(fig))
 
 
-def transfer_figure(cells: list[str], losses: list[str], means: dict, stds: dict) -> Figure:
-    """Grouped bars: mean accuracy ± std of each loss in each transfer cell."""
+def transfer_figure(cells: list[str], losses: list[str], means: dict, stds: dict,
+                    held_out: dict | None = None) -> Figure:
+    """Grouped bars: mean accuracy ± std of each loss in each transfer cell (the paper's figure,
+    the maximum test accuracy over epochs, where the cell scores the test set); a black diamond
+    on a bar marks the mean test accuracy at the epoch of best held-out validation accuracy."""
+    held_out = held_out or {}
     title = "Transfer: accuracy per setting (mean ± std over seeds)"
     fig, ax = _axes(title, "setting (cell of the grid)", "accuracy (mean over seeds)",
                     size=(max(7.5, 1.2 * len(cells) * max(1, len(losses)) / 3), 4.5))
@@ -147,12 +151,21 @@ def transfer_figure(cells: list[str], losses: list[str], means: dict, stds: dict
     for j, loss in enumerate(losses):
         m = [means.get((c, loss)) for c in cells]
         s = [stds.get((c, loss)) or 0.0 for c in cells]
-        ax.bar(x + j * width - 0.4 + width / 2, [np.nan if v is None else v for v in m], width, yerr=s,
-               capsize=3, label=loss)
+        at = x + j * width - 0.4 + width / 2
+        ax.bar(at, [np.nan if v is None else v for v in m], width, yerr=s, capsize=3, label=loss)
+        h = [held_out.get((c, loss)) for c in cells]
+        if any(v is not None for v in h):
+            ax.scatter(at, [np.nan if v is None else v for v in h], marker="D", s=18, color="black", zorder=3,
+                       label="test acc. at best held-out val. epoch" if j == 0 else None)
     ax.set_xticks(x)
     ax.set_xticklabels(cells, rotation=20, ha="right", fontsize=7)
     ax.legend(fontsize=7)
-    caption = "Error bars are one sample standard deviation over the seeds."
+    caption = ("Bars: each cell's figure, the maximum test accuracy over epochs (the paper's, biased upwards: "
+               "the epoch is picked on the test set), or the maximum validation accuracy where a cell never "
+               "sees the test set; error bars are one sample standard deviation over the seeds.")
+    if held_out:
+        caption += (" Diamonds: the test accuracy at each run's epoch of best validation accuracy on the held-out "
+                    "split, not biased upwards.")
     return Figure("transfer.png", title, caption, _png(fig))
 
 

@@ -67,7 +67,9 @@ def build(run: Run, top: int = 5) -> tuple[str, list[figures.Figure]]:
         labels = [loss_label(table, l.id) for l in table.losses]
         means = {(names[e.cell], loss_label(table, e.loss)): e.mean for e in table.entries}
         stds = {(names[e.cell], loss_label(table, e.loss)): e.std for e in table.entries}
-        figs.append(figures.transfer_figure(cells, labels, means, stds))
+        held = {(names[e.cell], loss_label(table, e.loss)): e.held_out.mean for e in table.entries
+                if e.held_out is not None}
+        figs.append(figures.transfer_figure(cells, labels, means, stds, held))
     first = next((r for r in rankings if r.fidelity is not None), None)
     if first is not None:
         pairs = [(x.surrogate, x.fitness) for x in first.ranking
@@ -161,29 +163,53 @@ def _ranking_html(r: PhaseRanking) -> str:
 
 
 def _table_html(t: TransferTable) -> str:
-    rows = [f"<h2>Transfer</h2><p>Accuracy is each run's fitness (maximum validation/test accuracy over "
-            f"epochs); mean &plusmn; sample std over {len(t.seeds)} seed(s); significance against "
+    rows = [f"<h2>Transfer</h2><p>Each run enters by its cell's figure: the <b>maximum test accuracy over "
+            f"epochs</b>, the paper's (METHOD.md 6; biased upwards, as the epoch is picked on the test set), "
+            f"or its maximum validation accuracy where the cell never sees the test set. Where the cell "
+            f"validates on a held-out split, the <b>test accuracy at the epoch of best held-out validation "
+            f"accuracy</b> stands beside it, not biased upwards. Mean &plusmn; sample std over "
+            f"{len(t.seeds)} seed(s); significance of each figure against "
             f"<b>{_e(loss_label(t, t.reference))}</b> in the same setting by {_e(t.test)}, alpha {t.alpha}: "
             f"a win or loss needs p &lt; alpha.</p>"]
     for cell in t.cells:
         rows.append(f"<h3>{_e(cell.name)} <span class=muted>(<code>{_e(cell.profile)}</code> "
                     f"{_e(' '.join(f'{k}={v}' for k, v in cell.set.items()))})</span></h3>")
-        rows.append("<table><tr><th>loss</th><th>mean &plusmn; std</th><th>n</th><th>failed</th><th>p</th>"
-                    "<th>verdict</th></tr>")
+        first = "max test accuracy" if cell.figure == "max_test_accuracy" else "max validation accuracy"
+        head = (f"<table><tr><th>loss</th><th>{first}<br>mean &plusmn; std</th><th>n</th><th>failed</th>"
+                f"<th>p</th><th>verdict</th>")
+        if cell.held_out:
+            head += ("<th>test acc. at best held-out val. epoch<br>mean &plusmn; std</th><th>n</th><th>p</th>"
+                     "<th>verdict</th>")
+        rows.append(head + "</tr>")
         for e in (e for e in t.entries if e.cell == cell.id):
-            mean = "n/a" if e.mean is None else f"{e.mean:.4f} &plusmn; {e.std:.4f}"
-            rows.append(f"<tr><td>{_e(loss_label(t, e.loss))}</td><td class=num>{mean}</td><td class=num>{e.n}</td>"
-                        f"<td class=num>{e.failures}</td><td class=num>{_num(e.p_value)}</td>"
-                        f"<td class={e.verdict}>{e.verdict}</td></tr>")
+            row = (f"<tr><td>{_e(loss_label(t, e.loss))}</td><td class=num>{_mean_html(e.mean, e.std)}</td>"
+                   f"<td class=num>{e.n}</td><td class=num>{e.failures}</td><td class=num>{_num(e.p_value)}</td>"
+                   f"<td class={e.verdict}>{e.verdict}</td>")
+            if cell.held_out and e.held_out is not None:
+                h = e.held_out
+                row += (f"<td class=num>{_mean_html(h.mean, h.std)}</td><td class=num>{h.n}</td>"
+                        f"<td class=num>{_num(h.p_value)}</td><td class={h.verdict}>{h.verdict}</td>")
+            rows.append(row + "</tr>")
         rows.append("</table>")
+    held_out = any(tally.held_out is not None for tally in t.tallies)
     rows.append("<h3>Wins / ties / losses against the reference, over settings</h3><table>"
-                "<tr><th>loss</th><th>wins</th><th>ties</th><th>losses</th><th>formula</th></tr>")
+                "<tr><th>loss</th><th>wins</th><th>ties</th><th>losses</th>"
+                + ("<th>by the held-out figure: wins / ties / losses</th>" if held_out else "")
+                + "<th>formula</th></tr>")
     text = {l.id: l.text for l in t.losses}
     for tally in t.tallies:
+        extra = ""
+        if held_out:
+            h = tally.held_out
+            extra = f"<td class=num>{'n/a' if h is None else f'{h.wins} / {h.ties} / {h.losses}'}</td>"
         rows.append(f"<tr><td>{_e(loss_label(t, tally.loss))}</td><td class=num>{tally.wins}</td>"
-                    f"<td class=num>{tally.ties}</td><td class=num>{tally.losses}</td>"
+                    f"<td class=num>{tally.ties}</td><td class=num>{tally.losses}</td>{extra}"
                     f"<td><code>{_e(text.get(tally.loss, ''))}</code></td></tr>")
     rows.append("</table>")
     for f in t.fidelity:
         rows.append(f"<p>{_e(fidelity_text(f))}</p>")
     return "\n".join(rows)
+
+
+def _mean_html(mean: float | None, std: float | None) -> str:
+    return "n/a" if mean is None else f"{mean:.4f} &plusmn; {std:.4f}"

@@ -53,6 +53,17 @@ class Progress(_Model):
     protocol: str | None = None  # elimination/transfer progress, in words; None before it starts
 
 
+class TransferFigure(_Model):
+    """One loss in one cell of the finished transfer table, by both of its figures (means over seeds)."""
+
+    cell: str  # the cell's name, e.g. setting=base,dataset=cifar10
+    loss: str  # the baseline's name, or the genome id
+    figure: Literal["max_test_accuracy", "max_val_accuracy"]  # what `mean` is (the cell's figure)
+    mean: float | None  # the paper's figure where the cell scores the test set: max test accuracy over epochs
+    held_out: float | None  # test accuracy at the epoch of best held-out validation accuracy; None without one
+    n: int  # usable runs
+
+
 class RunSummary(_Model):
     format: Literal["nlfs.results/v1"] = RESULTS_FORMAT
     run: str
@@ -60,6 +71,7 @@ class RunSummary(_Model):
     baseline_profile: str | None = None
     progress: Progress
     top: list[Row] = Field(default_factory=list)
+    transfer: list[TransferFigure] = Field(default_factory=list)  # once the transfer table exists
 
 
 def summarize(run: Run, top: int = 10) -> RunSummary:
@@ -95,7 +107,18 @@ def summarize(run: Run, top: int = 10) -> RunSummary:
         failures={k: v for k, v in sorted(c.statuses.items()) if k != "ok"}, protocol=protocol.words)
     return RunSummary(run=run.uri, baseline=None if baseline is None else baseline.fitness,
                       baseline_profile=None if baseline is None else baseline.profile,
-                      progress=progress, top=rows)
+                      progress=progress, top=rows, transfer=_transfer_figures(protocol.table))
+
+
+def _transfer_figures(table) -> list[TransferFigure]:
+    if table is None:
+        return []
+    from nlfs.report.text import loss_label
+
+    cells = {c.id: c for c in table.cells}
+    return [TransferFigure(cell=cells[e.cell].name, loss=loss_label(table, e.loss), figure=cells[e.cell].figure,
+                           mean=e.mean, held_out=None if e.held_out is None else e.held_out.mean, n=e.n)
+            for e in table.entries]
 
 
 class _ProtocolView:
@@ -105,6 +128,7 @@ class _ProtocolView:
         self.stage: dict[str, str] = {}
         self.statuses: dict[str, Counter] = {}
         self.words: str | None = None
+        self.table = None  # the transfer table, once the protocol is done
 
     def add(self, genome: str, stage: str, status: str | None) -> None:
         self.stage[genome] = stage
@@ -130,6 +154,7 @@ def _protocol_view(run: Run) -> _ProtocolView:
         for r in ranking.ranking:
             view.add(r.id, ranking.stage, r.status)
     finished = table(run) if state.done else None
+    view.table = finished
     if finished is not None:
         for e in finished.entries:
             for status, n in e.statuses.items():
@@ -176,6 +201,15 @@ def to_text(summary: RunSummary) -> str:
                      f"{r.id:16}  {r.loss}")
     if not summary.top:
         lines.append("   (no loss has a main-stage fitness yet)")
+    if summary.transfer:
+        lines += ["", "transfer, means over seeds: max test = the maximum test accuracy over epochs (the paper's "
+                  "figure; max val where a cell never sees the test set); at best val = the test accuracy at "
+                  "the epoch of best held-out validation accuracy (not biased upwards)",
+                  f"  {'cell':<40}  {'loss':<18}  {'max test':>12}  {'at best val':>11}  {'n':>3}"]
+        for f in summary.transfer:
+            first = "n/a" if f.mean is None else f"{f.mean:.4f}" + ("" if f.figure == "max_test_accuracy" else " (val)")
+            held = "n/a" if f.held_out is None else f"{f.held_out:.4f}"
+            lines.append(f"  {f.cell:<40}  {f.loss:<18}  {first:>12}  {held:>11}  {f.n:>3}")
     return "\n".join(lines)
 
 

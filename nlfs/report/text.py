@@ -48,19 +48,37 @@ def loss_label(table: TransferTable, genome_id: str) -> str:
     return genome_id
 
 
+def _mean(mean: float | None, std: float | None) -> str:
+    return "n/a" if mean is None else f"{mean:.4f} ± {std:.4f}"
+
+
 def transfer_text(table: TransferTable) -> str:
     lines = [f"transfer: {len(table.losses)} loss(es) x {len(table.cells)} cell(s) x {len(table.seeds)} seed(s); "
-             f"test against {loss_label(table, table.reference)}: {table.test}, alpha {table.alpha}"]
+             f"test against {loss_label(table, table.reference)}: {table.test}, alpha {table.alpha}",
+             "max test: the maximum test accuracy over epochs (the paper's figure, biased upwards); "
+             "at best val: the test accuracy at the epoch of best held-out validation accuracy"]
     for cell in table.cells:
         lines.append(f"cell {cell.name} ({cell.profile}{''.join(f' {k}={v}' for k, v in cell.set.items())})")
-        lines.append(f"  {'loss':<18}  {'mean ± std':>17}  {'n':>3}  {'failed':>6}  {'p':>7}  verdict")
+        first = "max test" if cell.figure == "max_test_accuracy" else "max val"
+        head = f"  {'loss':<18}  {first + ' mean ± std':>22}  {'n':>3}  {'failed':>6}  {'p':>7}  {'verdict':<9}"
+        if cell.held_out:
+            head += f"  {'at best val mean ± std':>22}  {'n':>3}  {'p':>7}  verdict"
+        lines.append(head.rstrip())
         for e in (e for e in table.entries if e.cell == cell.id):
-            mean = "n/a" if e.mean is None else f"{e.mean:.4f} ± {e.std:.4f}"
             p = "-" if e.p_value is None else f"{e.p_value:.4f}"
-            lines.append(f"  {loss_label(table, e.loss):<18}  {mean:>17}  {e.n:>3}  {e.failures:>6}  {p:>7}  {e.verdict}")
-    lines.append("wins/ties/losses against the reference, over cells:")
+            line = (f"  {loss_label(table, e.loss):<18}  {_mean(e.mean, e.std):>22}  {e.n:>3}  {e.failures:>6}  "
+                    f"{p:>7}  {e.verdict:<9}")
+            if cell.held_out and e.held_out is not None:
+                h = e.held_out
+                hp = "-" if h.p_value is None else f"{h.p_value:.4f}"
+                line += f"  {_mean(h.mean, h.std):>22}  {h.n:>3}  {hp:>7}  {h.verdict}"
+            lines.append(line.rstrip())
+    both = any(t.held_out is not None for t in table.tallies)
+    lines.append("wins/ties/losses against the reference, over cells" + (" (each cell's figure; at best val)"
+                                                                          if both else "") + ":")
     for t in table.tallies:
-        lines.append(f"  {loss_label(table, t.loss):<18}  {t.wins}/{t.ties}/{t.losses}")
+        held = "" if t.held_out is None else f"; {t.held_out.wins}/{t.held_out.ties}/{t.held_out.losses}"
+        lines.append(f"  {loss_label(table, t.loss):<18}  {t.wins}/{t.ties}/{t.losses}{held}")
     for loss in table.losses:
         lines.append(f"  {loss.name or loss.id}: {loss.text}")
     for f in table.fidelity:

@@ -34,6 +34,8 @@ class DataSplit:
 
     x: [N, C, H, W], uint8 (0..255) or float32 (0..1); y: [N] int64 class indices.
     mean, std: per-channel statistics of the training split on the 0..1 scale.
+    test_x, test_y: the test split, scored after every epoch beside validation (`evaluate_test`);
+    None when not asked for, or when validation already is the test split (`test_is_val`).
     """
 
     name: str
@@ -44,6 +46,9 @@ class DataSplit:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    test_is_val: bool = False  # validation is the test split and its accuracy is the test accuracy
 
     @property
     def in_channels(self) -> int:
@@ -54,8 +59,10 @@ class DataSplit:
         return int(self.train_x.shape[-1])
 
     def to(self, device: torch.device | str) -> "DataSplit":
-        return replace(self, train_x=self.train_x.to(device), train_y=self.train_y.to(device),
-                       val_x=self.val_x.to(device), val_y=self.val_y.to(device))
+        moved = {name: getattr(self, name).to(device) for name in ("train_x", "train_y", "val_x", "val_y",
+                                                                    "test_x", "test_y")
+                 if getattr(self, name) is not None}
+        return replace(self, **moved)
 
 
 def as_unit_float(x: torch.Tensor) -> torch.Tensor:
@@ -80,26 +87,37 @@ def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...
 
 
 def split_dataset(raw: RawDataset, spec: DatasetSpec) -> DataSplit:
-    """Holdout: a permutation seeded by `spec.split_seed` moves `val_size` training examples to
-    validation, the same for every loss. Test: train on the whole training split, validate on test."""
+    """Holdout: `val_size` training examples move to validation, the same for every loss: drawn by
+    a permutation seeded by `spec.split_seed` (`holdout: random`) or the last ones (`holdout:
+    last`, the authors' split). Test: train on the whole training split, validate on test.
+    With `evaluate_test`, the test split comes along to be scored after every epoch."""
+    if (spec.val == "test" or spec.evaluate_test) and raw.test_x is None:
+        raise NlfsError(f"dataset {spec.name!r} has no test split; use dataset.val=holdout without "
+                        f"dataset.evaluate_test")
     if spec.val == "test":
-        if raw.test_x is None:
-            raise NlfsError(f"dataset {spec.name!r} has no test split; use dataset.val=holdout")
         train_x, train_y, val_x, val_y = raw.train_x, raw.train_y, raw.test_x, raw.test_y
     else:
         n = raw.train_x.shape[0]
         val_size = spec.val_size if spec.val_size is not None else raw.default_val_size
         if not 0 < val_size < n:
             raise NlfsError(f"dataset {spec.name!r}: val_size {val_size} must be between 1 and {n - 1}")
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(spec.split_seed))
-        val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
+        if spec.holdout == "last":
+            val_idx, train_idx = torch.arange(n - val_size, n), torch.arange(n - val_size)
+        else:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(spec.split_seed))
+            val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
         train_x, train_y = raw.train_x[train_idx], raw.train_y[train_idx]
         val_x, val_y = raw.train_x[val_idx], raw.train_y[val_idx]
     if spec.train_limit is not None:
         train_x, train_y = train_x[: spec.train_limit], train_y[: spec.train_limit]
     mean, std = _channel_stats(train_x)
+    # With val=test the validation pass already scores the test split: no second pass over it.
+    separate_test = spec.evaluate_test and spec.val != "test"
     return DataSplit(spec.name, train_x.contiguous(), train_y.long(), val_x.contiguous(), val_y.long(),
-                     raw.num_classes, mean, std)
+                     raw.num_classes, mean, std,
+                     test_x=raw.test_x.contiguous() if separate_test else None,
+                     test_y=raw.test_y.long() if separate_test else None,
+                     test_is_val=spec.evaluate_test and spec.val == "test")
 
 
 _CACHE: dict[str, DataSplit] = {}

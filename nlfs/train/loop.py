@@ -200,21 +200,32 @@ class _Trainer:
                 break
         return loss_sum.item() / steps, correct.item() / max(seen, 1), stop
 
-    def validate(self, size: int | None) -> tuple[float | None, float]:
-        """(mean validation loss or None if not finite, validation accuracy)."""
+    def validate(self, size: int | None, x: torch.Tensor | None = None,
+                 y: torch.Tensor | None = None) -> tuple[float | None, float]:
+        """(mean loss or None if not finite, accuracy) on the validation split, or on images x
+        [N, C, H, W] with labels y [N] (the test split), resized to `size`, not augmented."""
+        x, y = (self.data.val_x, self.data.val_y) if x is None else (x, y)
         dev, bs = self.runtime.device, self.runtime.eval_batch_size
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         self.model.eval()
         with torch.no_grad():
-            for xs, ys in zip(torch.split(self.data.val_x, bs), torch.split(self.data.val_y, bs)):
+            for xs, ys in zip(torch.split(x, bs), torch.split(y, bs)):
                 with self.autocast():
                     logits = self.forward(self.inputs.finish(self.inputs.prepare(xs, size)))
                 logits = logits.float()
                 loss_sum += self.loss_fn(logits, ys).detach() * ys.shape[0]
                 correct += _accuracy_count(logits, ys)
-        n = self.data.val_x.shape[0]
+        n = x.shape[0]
         return _finite_or_none(loss_sum.item() / n), correct.item() / n
+
+    def test_accuracy(self, size: int | None, val_accuracy: float) -> float | None:
+        """The test split's accuracy after this epoch, when the profile asks for it."""
+        if self.data.test_is_val:
+            return val_accuracy
+        if self.data.test_x is None:
+            return None
+        return self.validate(size, self.data.test_x, self.data.test_y)[1]
 
 
 def train(profile: Profile, data: DataSplit, loss_fn: LossFn, *, seed: int, runtime: Runtime,
@@ -250,7 +261,9 @@ def train(profile: Profile, data: DataSplit, loss_fn: LossFn, *, seed: int, runt
                     return _finish(outcome, profile.floors, indexed)
                 val_loss, val_acc = trainer.validate(size)
                 metrics = EpochMetrics(epoch=epoch, train_loss=_finite_or_none(train_loss), train_accuracy=train_acc,
-                                       val_loss=val_loss, val_accuracy=val_acc, seconds=round(time.monotonic() - t0, 4))
+                                       val_loss=val_loss, val_accuracy=val_acc,
+                                       test_accuracy=trainer.test_accuracy(size, val_acc),
+                                       seconds=round(time.monotonic() - t0, 4))
                 outcome.epochs.append(metrics)
                 indexed.append((index, metrics))
                 if log is not None:

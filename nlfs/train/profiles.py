@@ -35,6 +35,13 @@ class DatasetSpec(_Strict):
     val: Literal["holdout", "test"] = "holdout"  # holdout: carve val_size examples out of the training split
     val_size: int | None = None  # holdout size; None = the dataset's default (CIFAR: 5000, METHOD.md 4)
     split_seed: int = 0  # fixes the holdout split for every evaluation of every loss
+    holdout: Literal["random", "last"] = "random"
+    # random: val_size examples drawn by a permutation seeded by split_seed; last: the last val_size
+    # examples of the training split, as the authors' train_ind 0..44999 / val_ind 45000..49999
+    # (fitness_functions.py)
+    evaluate_test: bool = False
+    # also score the test split after every epoch (EpochMetrics.test_accuracy), beside the
+    # validation split that fitness is taken from; with val=test the two are one split
     image_size: int | None = None  # size images are stored at (datasets of varied sizes); None = native
     train_limit: int | None = None  # cap on training examples (tests, benches)
     source: str | None = None  # store URI holding staged datasets; None = $NLFS_DATA, else local files only

@@ -14,6 +14,7 @@ from typing import Literal
 from nlfs.errors import NlfsError
 from nlfs.runs import Run
 from nlfs.store import ConflictError, layout
+from nlfs.transfer.accuracy import CellMode, run_accuracy
 from nlfs.transfer.aggregate import transfer_table
 from nlfs.transfer.protocol import Protocol, parse_protocol, set_list
 from nlfs.transfer.records import Entrant, LossRecord, PhaseRanking, ProtocolState, TransferTable, Unit
@@ -130,14 +131,16 @@ def _result(state: ProtocolState, until: Until, workers: int | None) -> Plan:
     return Plan(state, open_units if workers is None else open_units[:workers], False)
 
 
-def _outcomes(run: Run, state: ProtocolState) -> dict[tuple[str, str], tuple[str, float | None]]:
+def _outcomes(run: Run, state: ProtocolState) -> dict[tuple[str, str], rounds.Outcome]:
     """The results that exist for the open units (one read each)."""
     out = {}
     for u in state.units:
         if u.open:
             record = run.result(u.stage, u.genome)
             if record is not None:
-                out[(u.stage, u.genome)] = (record.status, record.fitness)
+                test = run_accuracy(record.epochs)
+                out[(u.stage, u.genome)] = rounds.Outcome(record.status, record.fitness, test.test_max,
+                                                          test.test_at_best_val)
     return out
 
 
@@ -192,7 +195,19 @@ def _table(run: Run, state: ProtocolState, protocol: Protocol) -> TransferTable:
     # A searched loss that is a baseline's very function keeps the baseline's name.
     losses = [LossRecord(id=g, name=names.get(g), text=describe(run.genome(g)), surrogate=surrogate.get(g))
               for g in rounds.transfer_losses(state, protocol)]
-    return transfer_table(state, protocol, losses)
+    return transfer_table(state, protocol, losses, cell_modes(protocol))
+
+
+def cell_modes(protocol: Protocol) -> dict[str, CellMode]:
+    """How each cell's profile splits its data: whether it validates on the test set, and whether
+    it scores the test set every epoch beside a held-out split (what the table can report)."""
+    from nlfs.train.profiles import load_profile
+
+    modes = {}
+    for cell in protocol.cells():
+        dataset = load_profile(cell.profile, cell.set).dataset
+        modes[cell.id] = CellMode(validates_on_test=dataset.val == "test", scores_test=dataset.evaluate_test)
+    return modes
 
 
 def rankings(run: Run, phases: int) -> list[PhaseRanking]:

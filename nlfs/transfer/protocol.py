@@ -1,9 +1,10 @@
 """The protocol after a search (`nlfs.protocol/v1`): elimination phases and the transfer grid.
 
 One YAML file, validated on load and stored once in the run (`protocol.yaml`). Defaults follow
-METHOD.md 5 (four phases, survivors 25/12/6/4, profiles eliminate-1..4) and METHOD.md 6
-(EfficientNetV2-S on CIFAR-10/100, from scratch and pretrained, with and without progressive
-RandAugment, 6 runs; cross-entropy and Baikal as baselines). Numbers without a source say so.
+METHOD.md 5 (four phases, survivors 25/12/6/4, profiles eliminate-1..4) and METHOD.md 6 (the four
+settings of final_loss_testing.py: base and progressive, from scratch and ImageNet-pretrained,
+EfficientNetV2-S on CIFAR-10 and CIFAR-100, 6 runs; cross-entropy and Baikal as baselines).
+Numbers without a source say so.
 """
 
 from __future__ import annotations
@@ -56,16 +57,18 @@ class AxisValue(_Model):
 
 
 def _method_axes() -> dict[str, dict[str, AxisValue]]:
+    """METHOD.md 6 (final_loss_testing.py `__main__`): four settings, each on CIFAR-10 and CIFAR-100."""
     return {
-        "model": {"efficientnet_v2_s": AxisValue(),
-                  "efficientnet_v2_s-pretrained": AxisValue(set={"model.pretrained": True})},
+        "setting": {"base": AxisValue(profile="final-effnetv2s-cifar10-base"),
+                    "base-pretrained": AxisValue(profile="final-effnetv2s-cifar10-base-pretrained"),
+                    "progressive": AxisValue(profile="final-effnetv2s-cifar10"),
+                    "progressive-pretrained": AxisValue(profile="final-effnetv2s-cifar10-pretrained")},
         "dataset": {"cifar10": AxisValue(), "cifar100": AxisValue(set={"dataset.name": "cifar100"})},
-        "augment": {"progressive-randaugment": AxisValue(), "none": AxisValue(set={"augment.name": "none"})},
     }
 
 
 class TransferSpec(_Model):
-    profile: str = "final-effnetv2s-cifar10"  # the base profile of every cell
+    profile: str = "final-effnetv2s-cifar10"  # the base profile of every cell (an axis value may name its own)
     set: dict[str, Value] = Field(default_factory=dict)  # overrides of every cell
     # axis -> named values; the grid is their product in the order written (models x datasets x ...)
     axes: dict[str, dict[str, AxisValue]] = Field(default_factory=_method_axes)

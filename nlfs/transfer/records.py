@@ -42,6 +42,9 @@ class Unit(_Model):
     set: dict[str, str] = Field(default_factory=dict)
     status: str | None = None  # None: not evaluated yet
     fitness: float | None = None
+    # From the result's epochs when the run scored the test split (nlfs.transfer.accuracy):
+    test_max: float | None = None  # the maximum test accuracy over epochs
+    test_at_best_val: float | None = None  # the test accuracy at the epoch of best validation accuracy
 
     @property
     def open(self) -> bool:
@@ -124,6 +127,10 @@ class CellRecord(_Model):
     profile: str
     set: dict[str, str]
     stages: list[str]  # one per seed
+    # What the entries' values are: max_test_accuracy (the paper's figure: the cell scores the test
+    # set every epoch, or validates on it) or max_val_accuracy (the runs' fitness).
+    figure: Literal["max_test_accuracy", "max_val_accuracy"] = "max_val_accuracy"
+    held_out: bool = False  # entries also have the test accuracy at the best held-out validation epoch
 
 
 class LossRecord(_Model):
@@ -133,19 +140,41 @@ class LossRecord(_Model):
     surrogate: float | None = None
 
 
+Verdict = Literal["win", "tie", "loss", "reference"]
+
+
+class HeldOut(_Model):
+    """One loss in one cell by the test accuracy at each run's epoch of best validation accuracy
+    on the held-out split (not biased upwards), with its own test against the reference."""
+
+    values: list[float]
+    mean: float | None
+    std: float | None
+    n: int
+    p_value: float | None
+    verdict: Verdict
+
+
 class Entry(_Model):
     """One loss in one cell: accuracy over seeds and the test against the reference baseline."""
 
     cell: str  # cell id
     loss: str  # genome id
-    values: list[float]  # fitness (max validation/test accuracy) of each usable run
+    values: list[float]  # each usable run's figure: the cell's `figure` (max test or max validation accuracy)
     failures: int  # runs without a usable result (rejected, failed)
     statuses: dict[str, int] = Field(default_factory=dict)  # status -> runs
     mean: float | None
     std: float | None
     n: int
     p_value: float | None  # None for the reference itself and where the test is undefined
-    verdict: Literal["win", "tie", "loss", "reference"]
+    verdict: Verdict
+    held_out: HeldOut | None = None  # in cells with a held-out validation split (`CellRecord.held_out`)
+
+
+class Counts(_Model):
+    wins: int
+    ties: int
+    losses: int
 
 
 class Tally(_Model):
@@ -153,6 +182,7 @@ class Tally(_Model):
     wins: int
     ties: int
     losses: int
+    held_out: Counts | None = None  # the same by the held-out figure, over the cells that have it
 
 
 class TransferTable(_Model):

@@ -8,12 +8,22 @@ fidelity), so racing planners compute the same next state and the same files.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from nlfs.result import USABLE_STATUSES
 from nlfs.transfer.protocol import Protocol, elimination_stage, override_text
 from nlfs.transfer.rank import fidelity, rank_phase
 from nlfs.transfer.records import Entrant, PhaseRanking, ProtocolState, Reference, Unit
 
-Outcome = tuple[str, float | None]  # (status, fitness) of one result
+
+class Outcome(NamedTuple):
+    """What the protocol keeps of one result: its status and fitness, and for runs that scored
+    the test split, its test accuracies (nlfs.transfer.accuracy)."""
+
+    status: str
+    fitness: float | None
+    test_max: float | None = None
+    test_at_best_val: float | None = None
 
 
 def start(protocol: Protocol, candidates: list[Entrant], named: list[Entrant]) -> ProtocolState:
@@ -32,7 +42,9 @@ def fold(state: ProtocolState, results: dict[tuple[str, str], Outcome]) -> tuple
     for u in state.units:
         outcome = results.get((u.stage, u.genome)) if u.open else None
         if outcome is not None:
-            u = u.model_copy(update={"status": outcome[0], "fitness": outcome[1]})
+            outcome = Outcome(*outcome)
+            u = u.model_copy(update={"status": outcome.status, "fitness": outcome.fitness,
+                                     "test_max": outcome.test_max, "test_at_best_val": outcome.test_at_best_val})
             changed = True
         units.append(u)
     return (state.model_copy(update={"units": units}) if changed else state), changed

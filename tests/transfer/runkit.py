@@ -13,7 +13,7 @@ import numpy as np
 from nlfs.evolution.controller import init_run
 from nlfs.evolution.state import Counters, Member, State
 from nlfs.genome import Genome, check, random_genome
-from nlfs.result import ResultRecord
+from nlfs.result import EpochMetrics, ResultRecord
 from nlfs.runs import Run
 from nlfs.store import DirectoryStore, layout
 from nlfs.transfer.protocol import Protocol, parse_protocol
@@ -105,3 +105,39 @@ def _write_history(run: Run, records: list[ResultRecord]) -> None:
     else:
         for r in records:
             run.put_result(r)
+
+
+# ---- the final study's two figures ------------------------------------------------------------
+
+# Each loss's two seeds: (validation accuracies, test accuracies) per epoch. The candidate's best
+# validation epoch is never its best test epoch, so its two figures differ.
+FINAL_CURVES = {
+    "candidate": [([0.5, 0.8, 0.6], [0.9, 0.7, 0.95]), ([0.6, 0.7, 0.7], [0.8, 0.75, 0.9])],
+    "cross_entropy": [([0.5, 0.6, 0.55], [0.6, 0.62, 0.64]), ([0.5, 0.65, 0.6], [0.6, 0.61, 0.63])],
+    "baikal": [([0.4, 0.5, 0.45], [0.5, 0.55, 0.52]), ([0.4, 0.45, 0.5], [0.5, 0.52, 0.54])],
+}
+
+
+def epochs_of(val: list[float], test: list[float | None]) -> list[EpochMetrics]:
+    return [EpochMetrics(epoch=i + 1, val_accuracy=v, test_accuracy=t) for i, (v, t) in enumerate(zip(val, test))]
+
+
+def held_out_protocol(**overrides: str) -> Protocol:
+    """No elimination, one best candidate, a one-cell grid of two seeds whose profile validates on a
+    held-out split and scores the test set every epoch."""
+    return tiny_protocol(**{"elimination.phases": "[]", "elimination.candidates": "1",
+                            "transfer.set": "{epochs: 1, dataset.evaluate_test: true}", **overrides})
+
+
+def finish_grid(run: Run, protocol: Protocol, curves: dict = FINAL_CURVES) -> None:
+    """Plan the protocol to its end, writing each unit's record with the epochs of `curves`."""
+    from nlfs.transfer.plan import plan
+
+    p = plan(run, protocol)
+    names = {e.id: e.name for e in p.state.named}
+    while not p.done:
+        for u in p.units:
+            val, test = curves[names.get(u.genome, "candidate")][int(u.set["seed"])]
+            run.put_result(ResultRecord(genome_id=u.genome, stage=u.stage, profile=u.profile, profile_hash="0" * 16,
+                                        status="ok", fitness=max(val), epochs=epochs_of(val, test)))
+        p = plan(run)

@@ -21,7 +21,7 @@ def test_defaults_follow_method_sections_5_and_6():
     assert p.transfer.seeds == [0, 1, 2, 3, 4, 5]
     assert p.transfer.baselines == ["cross_entropy", "baikal"] and p.transfer.reference == "cross_entropy"
     cells = p.cells()
-    assert len(cells) == 8  # {scratch, pretrained} x {CIFAR-10, CIFAR-100} x {RandAugment, none}
+    assert len(cells) == 8  # {base, progressive} x {scratch, pretrained} x {CIFAR-10, CIFAR-100}
     for cell in cells:
         load_profile(cell.profile, cell.set)  # every cell is a valid profile
 
@@ -33,7 +33,7 @@ def test_cell_stages_are_distinct_valid_slugs():
     for st in stages:
         assert layout.validate_stage(st) == st and len(st) <= 64
     assert len({c.name for c in p.cells()}) == 8
-    assert "model=efficientnet_v2_s-pretrained,dataset=cifar100,augment=none" in {c.name for c in p.cells()}
+    assert "setting=base-pretrained,dataset=cifar100" in {c.name for c in p.cells()}
 
 
 def test_overrides_reach_nested_fields_and_change_the_hash():
