@@ -50,6 +50,9 @@ RETRY_ENV = "NLFS_STORE_RETRY_S"
 DEFAULT_RETRY_S = 180.0
 _BACKOFF_FIRST_S = 0.1
 _BACKOFF_MAX_S = 5.0
+# A blip is retried silently; a failure that lasts says so on stderr (the logger nlfs.store),
+# at most once per _WARN_EVERY_S per process, while the call keeps trying.
+_WARN_AFTER_S = 5.0
 _WARN_EVERY_S = 30.0
 # Per attempt. Objects are small, and for a large one the read timeout bounds each wait for
 # bytes, not the transfer: a frozen server costs one read timeout per attempt, not minutes.
@@ -302,7 +305,8 @@ class S3Store(ObjectStore):
                 pause = random.uniform(delay / 2, delay)
                 if now + pause > first_failure + self.retry_s:
                     self._raise(exc, action, key, waited=now - first_failure)
-                self._warn(exc, action, key, first_failure + self.retry_s - now)
+                if now - first_failure >= _WARN_AFTER_S:
+                    self._warn(exc, action, key, first_failure + self.retry_s - now)
                 time.sleep(pause)
                 delay = min(delay * 2, _BACKOFF_MAX_S)
                 attempt += 1

@@ -118,6 +118,7 @@ def test_credentials_in_the_endpoint_url_are_never_printed(endpoint, no_aws_env,
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-key-do-not-print")
     monkeypatch.setenv("NLFS_STORE_RETRY_S", "0.5")
     monkeypatch.setattr("nlfs.store.s3._last_warning", float("-inf"))  # warnings are one per 30 s
+    monkeypatch.setattr("nlfs.store.s3._WARN_AFTER_S", 0.0)  # and only for failures that last
     store = open_store("s3://some-bucket/run")
     for call in (lambda: store.get("k"), lambda: store.put_if_absent("k", b"x"), lambda: store.list()):
         with pytest.raises(StoreError) as info:
