@@ -115,7 +115,7 @@ class RuntimeSpec(_Strict):
     compile: bool = False  # torch.compile the model (CUDA)
     channels_last: bool | None = None  # None = on for CUDA
     amp: Literal["auto", "bf16", "off"] = "auto"  # auto = bf16 autocast on CUDA
-    time_limit_s: PositiveFloat | None = None  # wall clock; past it the evaluation ends with status timeout
+    time_limit_s: NonNegativeFloat | None = None  # wall clock; past it the evaluation ends with status timeout
     eval_batch_size: Positive = 1024
     nan_check_every: Positive = 25  # steps between NaN/Inf checks (each check syncs a GPU)
 

@@ -41,7 +41,7 @@ def one_line_error(capsys, *argv: str) -> str:
     ("model.dropout=2", "model.dropout: Input should be less than 1"),
     ("model.dropout=-0.1", "model.dropout: Input should be greater than or equal to 0"),
     ("runtime.threads=0", "runtime.threads: Input should be greater than 0"),
-    ("runtime.time_limit_s=-5", "runtime.time_limit_s: Input should be greater than 0"),
+    ("runtime.time_limit_s=-5", "runtime.time_limit_s: Input should be greater than or equal to 0"),
     ("runtime.eval_batch_size=0", "runtime.eval_batch_size: Input should be greater than 0"),
     ("epochs=0", "epochs: Input should be greater than 0"),
     ("epochs=-3", "epochs: Input should be greater than 0"),
