@@ -45,7 +45,7 @@ log = logging.getLogger("nlfs.store")
 # this long, counted from the call's first failure; then the call fails with StoreError.
 # NLFS_STORE_RETRY_S sets it for every S3 store of a process (0: no retries); `S3Store(...,
 # retry_s=...)` for one store. A short outage (a restarted server, a failover) is ridden out;
-# an endpoint that never answers (a typo) is reported after this long, with a warning at once.
+# an endpoint that never answers (a typo) is reported after this long, with a warning after 5 s.
 RETRY_ENV = "NLFS_STORE_RETRY_S"
 DEFAULT_RETRY_S = 180.0
 _BACKOFF_FIRST_S = 0.1
@@ -123,7 +123,7 @@ def retry_seconds(value: float | str | None = None) -> float:
     return seconds
 
 
-_last_warning = 0.0  # per process: one line per outage, not one per call in flight
+_last_warning = float("-inf")  # per process: one line per outage, not one per call in flight
 
 
 _LOADER: Any = None
