@@ -164,10 +164,11 @@ def to_python(genome: Genome, name: str | None = None) -> str:
 
 
 def to_latex(genome: Genome) -> str:
-    """The whole loss as one LaTeX equation (sympy-simplified per-class term)."""
-    from nlfs.genome.render import latex
+    """The whole loss as one LaTeX equation: the per-class term sympy-simplified when that takes
+    under `nlfs.genome.render.SIMPLIFY_SECONDS`, else as the graph writes it."""
+    from nlfs.genome.render import render
 
-    return latex(genome)
+    return render(genome).latex
 
 
 # ---- resolving what to export ----------------------------------------------------------------

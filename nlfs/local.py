@@ -13,8 +13,10 @@ import signal
 import sys
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from nlfs.errors import NlfsError
 from nlfs.evolution.config import SearchConfig
 from nlfs.evolution.controller import init_run, step
 from nlfs.evolution.state import Member, State
@@ -207,6 +209,13 @@ def search(run_uri: str, config: SearchConfig | None, workers: int, *,
                 if complete:
                     bar.update(state.counters.evaluations + finished, total, best, state.phase)
         base = base_future.result() if base_future else None
+    except BrokenProcessPool:
+        # A worker died without a word: killed by the OOM killer or a signal. Its evaluation is
+        # lost, nothing stored is; the same command resumes from the store.
+        _stop(pool)
+        raise NlfsError(f"an evaluation worker died (killed by a signal, e.g. the out-of-memory killer); "
+                        f"the results so far are stored, and `nlfs search --store {run.uri}` resumes "
+                        "(fewer --workers use less memory)") from None
     except BaseException:
         _stop(pool)
         raise

@@ -7,12 +7,12 @@ Written create-only to `<run>/results/<stage>/<genome id>.json`, or to a file wi
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nlfs.errors import NlfsError
-from nlfs.formats import first_error
+from nlfs.formats import Float, Int, Seed, first_error, json_problem
 
 RESULT_FORMAT = "nlfs.result/v1"
 
@@ -24,24 +24,39 @@ Status = Literal["ok", "stopped", "diverged", "rejected", "gate_failed", "failed
 USABLE_STATUSES: frozenset[str] = frozenset({"ok", "stopped", "diverged", "timeout"})
 
 
-class EpochMetrics(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# A record is read back by the controller, which folds its fitness into state.json: a value
+# that could not have been measured (NaN, an accuracy of 1.7, negative seconds) is refused when
+# the record is made, when it is written and when it is read, never folded.
+Accuracy = Annotated[Float, Field(ge=0, le=1)]
+Seconds = Annotated[Float, Field(ge=0)]
+# Losses may be any finite number: a genome's loss can be negative. Non-finite losses are
+# recorded as None (status `diverged` says why).
+Loss = Float
 
-    epoch: int
-    train_loss: float | None = None
-    train_accuracy: float | None = None
-    val_loss: float | None = None
-    val_accuracy: float | None = None
+
+# Serialised NaN stays NaN (pydantic would write null, a valid "no value"), so that `to_json`'s
+# read-back check refuses a record that bypassed validation instead of silently changing it.
+_CONFIG = ConfigDict(extra="forbid", validate_assignment=True, ser_json_inf_nan="constants")
+
+
+class EpochMetrics(BaseModel):
+    model_config = _CONFIG
+
+    epoch: Annotated[Int, Field(ge=1)]
+    train_loss: Loss | None = None
+    train_accuracy: Accuracy | None = None
+    val_loss: Loss | None = None
+    val_accuracy: Accuracy | None = None
     # accuracy on the test split when the profile scores it every epoch (dataset.evaluate_test);
     # equal to val_accuracy when validation is the test split (dataset.val=test)
-    test_accuracy: float | None = None
-    seconds: float = 0.0
+    test_accuracy: Accuracy | None = None
+    seconds: Seconds = 0.0
 
 
 class ResultRecord(BaseModel):
     """One evaluation. `fitness` is the maximum validation accuracy over epochs (METHOD.md 4)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _CONFIG
 
     format: Literal["nlfs.result/v1"] = RESULT_FORMAT
     genome_id: str
@@ -50,12 +65,12 @@ class ResultRecord(BaseModel):
     profile: str
     profile_hash: str
     status: Status
-    fitness: float | None = None
+    fitness: Accuracy | None = None
     reason: str | None = None
     epochs: list[EpochMetrics] = Field(default_factory=list)
-    seconds: float = 0.0
+    seconds: Seconds = 0.0
     device: str = "cpu"
-    seed: int = 0
+    seed: Seed = 0
     versions: dict[str, str] = Field(default_factory=dict)
     # Equivalence cache: set when this record copies the result of an equivalent genome.
     reused_from: str | None = None
@@ -67,10 +82,21 @@ class ResultRecord(BaseModel):
         return self.status in USABLE_STATUSES and self.fitness is not None
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=1)
+        """The stored form; NlfsError if it would not read back (e.g. a list changed in place)."""
+        text = self.model_dump_json(indent=1)
+        try:
+            type(self).model_validate_json(text)
+        except ValidationError as err:
+            raise NlfsError(f"result {self.genome_id}: refusing to write an invalid record: "
+                            f"{first_error(err, 'record')}") from None
+        return text
 
     @classmethod
     def from_json(cls, data: str | bytes, *, source: str = "result") -> "ResultRecord":
+        """A stored record, as strictly as it was written: plain JSON (no NaN), finite numbers in range."""
+        problem = json_problem(data)
+        if problem is not None:
+            raise NlfsError(f"{source}: invalid result record: {problem}")
         try:
             return cls.model_validate_json(data)
         except ValidationError as err:

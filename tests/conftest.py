@@ -16,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # so tests can `import s3server`
 
 from s3server import SeaweedServer, find_weed  # noqa: E402
 
+TEST_RETRY_S = "3"
+
 # Variables that could steer boto3 away from the test server or leak a developer's identity.
 _AWS_VARS_TO_CLEAR = (
     "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
@@ -34,6 +36,10 @@ def no_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # else a credential-less lookup waits on IMDS
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # S3 calls ride out failures for minutes by default; a test of an unreachable endpoint must
+    # not wait that long. A few seconds still ride out a blip of the test server under load.
+    # Tests of the retries themselves set their own window.
+    monkeypatch.setenv("NLFS_STORE_RETRY_S", TEST_RETRY_S)
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,13 @@
 """A throwaway SeaweedFS (`weed mini`) S3 server on 127.0.0.1 for the test suite.
 
 Every port it opens is chosen free up front; data, logs and sockets live in one temp dir.
+For fault tests it can be killed and restarted on the same data and ports (an outage), or
+frozen and thawed (a server that accepts connections and never answers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import secrets
@@ -91,8 +94,16 @@ class SeaweedServer:
         self.workdir = Path(tempfile.mkdtemp(prefix="nlfs-weed-"))
         for sub in ("data", "logs", "conf"):
             (self.workdir / sub).mkdir()
-        ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS))))
-        self.endpoint_url = f"http://127.0.0.1:{ports['s3.port']}"
+        self._ports = dict(zip(_PORT_FLAGS, free_ports(len(_PORT_FLAGS))))
+        self.endpoint_url = f"http://127.0.0.1:{self._ports['s3.port']}"
+        self._launch()
+        self._wait_ready()
+
+    def _launch(self) -> None:
+        """Start `weed mini` on this server's workdir and ports (new or, after `kill`, the same)."""
+        assert self.workdir is not None
+        self._remove_sockets()  # a killed server leaves its unix sockets, and weed will not reuse them
+        ports = self._ports
         args = [
             self.weed,
             f"-logdir={self.workdir / 'logs'}",
@@ -123,8 +134,7 @@ class SeaweedServer:
         # `weed mini` makes an admin identity from these (SeaweedFS >= 3.96); requests must be signed.
         env["AWS_ACCESS_KEY_ID"] = self.access_key
         env["AWS_SECRET_ACCESS_KEY"] = self.secret_key
-        self._ports = ports
-        log = open(self.workdir / "stdout.log", "wb")
+        log = open(self.workdir / "stdout.log", "ab")
         try:
             self.proc = subprocess.Popen(
                 args, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
@@ -132,7 +142,6 @@ class SeaweedServer:
             )
         finally:
             log.close()
-        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -156,8 +165,8 @@ class SeaweedServer:
         text = path.read_text(errors="replace") if path.exists() else ""
         return " | ".join(text.strip().splitlines()[-lines:])
 
-    def stop(self) -> None:
-        """Kill the whole process group now: the data is disposable, and a graceful stop takes seconds."""
+    def kill(self) -> None:
+        """Kill the whole process group now, keeping the data: `restart` brings it back."""
         if self.proc is not None:
             if self.proc.poll() is None:
                 try:
@@ -166,15 +175,53 @@ class SeaweedServer:
                     pass
             self.proc.wait(timeout=10)
             self.proc = None
-        # weed also puts gRPC sockets in /tmp, named after their (our, unique) ports, whatever the flags.
-        for port in getattr(self, "_ports", {}).values():
-            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
-                sock.unlink(missing_ok=True)
+
+    def restart(self) -> None:
+        """Start again after `kill`, on the same data, ports and keys: clients see an outage end."""
+        if self.proc is not None:
+            raise RuntimeError("the server is running; kill it first")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:  # a port of ours can linger a moment after the kill
+            self._launch()
+            try:
+                self._wait_ready()
+                return
+            except RuntimeError:
+                self.kill()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def freeze(self) -> None:
+        """SIGSTOP the server: connections are still accepted by the kernel, never answered."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Kill the whole process group now: the data is disposable, and a graceful stop takes seconds."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGCONT)  # a frozen server cannot die until thawed
+        self.kill()
+        self._remove_sockets()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
         self._client = None
         self._shared_bucket = None  # it lived in the data just removed
+
+    def _remove_sockets(self) -> None:
+        # weed also puts gRPC sockets in /tmp, named after their (our, unique) ports, whatever the flags.
+        for port in getattr(self, "_ports", {}).values():
+            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
+        if self.workdir is not None:
+            for sock in self.workdir.glob("*.sock"):
+                sock.unlink(missing_ok=True)
 
     def __enter__(self) -> SeaweedServer:
         return self.start()

@@ -29,6 +29,19 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0..2**32-1 (`nlfs.formats.SEED_MAX`)."""
+    from nlfs.errors import NlfsError
+    from nlfs.formats import check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    except NlfsError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("seed ")) from None
+
+
 def pod_logging(quiet: bool = False) -> None:
     """Our own lines at INFO on stderr (pod logs); libraries such as botocore only on trouble."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,

@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from nlfs.cli.common import seed
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
                    help="a built-in profile name or a YAML file (default: tiny; with --run: the config's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a profile field, e.g. optimizer.lr=0.01 (repeatable)")
-    p.add_argument("--seed", type=int, default=None, help="training seed (default: the profile's)")
+    p.add_argument("--seed", type=seed, default=None, help="training seed (default: the profile's)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the record(s) here, not stdout")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     p.set_defaults(func=_evaluate)

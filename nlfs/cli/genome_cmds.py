@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nlfs.cli.common import positive_int
+from nlfs.cli.common import positive_int, seed
 from nlfs.errors import NlfsError
 
 
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
         description="Draw random genomes of the search space until COUNT pass the integrity "
                     "check with no duplicates among them; print each, with the sign the check "
                     "chose, as one JSON line. The same seed gives the same genomes.")
-    rand.add_argument("--seed", type=int, required=True, help="random seed")
+    rand.add_argument("--seed", type=seed, required=True, help="random seed (0..2**32-1)")
     rand.add_argument("--count", type=positive_int, default=1, help="how many genomes (default 1)")
     rand.set_defaults(func=cmd_random)
 
@@ -83,30 +83,32 @@ def accepted_random_genomes(seed: int, count: int) -> list:
 
 # ---- show ----------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
-    from nlfs.genome.graph import GenomeError
+    from nlfs.formats import printable
     from nlfs.genome.integrity import check
-    from nlfs.genome.render import describe, latex, simplified
+    from nlfs.genome.render import describe, render
     from nlfs.losses import get_genome
 
     genome = get_genome(args.loss)
     verdict = check(genome)
-    try:
-        simple, tex = f"{simplified(genome)}   (p in (0, 1), y in [0, 1])", latex(genome)
-    except GenomeError as err:  # a graph too large to write out; the rest still shows
-        simple = tex = str(err)
+    shown = render(genome)  # simplified once, within a time limit
+    simple = (f"{shown.text}   (p in (0, 1), y in [0, 1])" if shown.simplified
+              else f"(not simplified: {shown.note}; t as written is in the loss line)")
+    # The name is the file's to choose: escape sequences and newlines in it must not reach the
+    # terminal or forge lines of this output.
+    name = printable(genome.name or args.loss)
     rows = [
-        ("name", genome.name or args.loss),
+        ("name", name),
         ("loss", describe(genome)),
         ("t simplified", simple),
-        ("latex", tex),
+        ("latex", shown.latex),
         ("id", genome.id),
         ("integrity", _verdict_text(genome, verdict)),
     ]
     for key, value in rows:
         print(f"{key + ':':14s}{value}")
     if args.plot:
-        _plot(genome, genome.name or args.loss, args.plot)
-        print(f"{'plot:':14s}{args.plot}")
+        _plot(genome, name, args.plot)
+        print(f"{'plot:':14s}{printable(args.plot)}")
     return 0
 
 

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any, Union
 
 from nlfs.errors import NlfsError
+from nlfs.files import loads_json, read_file_bytes
 from nlfs.genome.ops import LEAVES, OPS
 
 GENOME_FORMAT = "nlfs.genome/v1"
@@ -67,9 +68,9 @@ class Genome:
                 raise GenomeError(f"{source}: {len(data)} bytes is larger than a genome can be "
                                   f"({MAX_FILE_BYTES} bytes at most)")
             try:
-                data = json.loads(data)
-            except (ValueError, RecursionError) as err:
-                raise GenomeError(f"{source}: not JSON: {err}") from None
+                data = loads_json(data, source)
+            except NlfsError as err:
+                raise GenomeError(str(err)) from None
         if not isinstance(data, dict):
             raise GenomeError(f"{source}: a genome is a JSON object, got {type(data).__name__}")
         unknown = set(data) - {"format", "nodes", "output", "sign", "label_smoothing", "name"}
@@ -99,18 +100,12 @@ class Genome:
 
     @classmethod
     def from_file(cls, path: str) -> "Genome":
-        """Read a genome file; a file too large is refused before it is read whole."""
-        import os
-
+        """Read a genome file: a regular file (a FIFO or a directory is refused at once, never
+        waited on), refused before it is read whole when larger than a genome can be."""
         try:
-            size = os.path.getsize(path)
-            if size > MAX_FILE_BYTES:
-                raise GenomeError(f"{path}: {size} bytes is larger than a genome can be "
-                                  f"({MAX_FILE_BYTES} bytes at most)")
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
-        except OSError as err:
-            raise GenomeError(f"{path}: cannot read: {err.strerror or err}") from None
+            data = read_file_bytes(path, str(path), MAX_FILE_BYTES, what="genome")
+        except NlfsError as err:
+            raise GenomeError(str(err)) from None
         return cls.from_json(data, source=path)
 
     def to_dict(self) -> dict[str, Any]:

@@ -14,10 +14,12 @@ from nlfs.store.base import (
     ObjectStore,
     StoreError,
     md5_etag,
+    redact,
+    redact_url,
     validate_key,
     validate_prefix,
 )
-from nlfs.store.local import DirectoryStore
+from nlfs.store.local import DirectoryStore, SymlinkError
 from nlfs.store.s3 import S3Store  # imports boto3 only when a client is first needed
 
 __all__ = [
@@ -28,9 +30,12 @@ __all__ = [
     "ObjectStore",
     "S3Store",
     "StoreError",
+    "SymlinkError",
     "layout",
     "md5_etag",
     "open_store",
+    "redact",
+    "redact_url",
     "validate_key",
     "validate_prefix",
 ]
@@ -42,7 +47,7 @@ def open_store(uri: str) -> ObjectStore:
     """The store a URI names: a path or `file://path` (directory), `s3://bucket/prefix` (S3).
 
     Opening is cheap and does no I/O: an unreachable or missing store is reported by the
-    first operation, as StoreError.
+    first operation, as StoreError. Error messages show the URI without credentials.
     """
     if not isinstance(uri, str) or not uri.strip():
         raise NlfsError(f"empty store URI: {_USAGE}")
@@ -53,13 +58,13 @@ def open_store(uri: str) -> ObjectStore:
     scheme = scheme.lower()
     if scheme == "file":
         if not rest:
-            raise NlfsError(f"store URI {uri!r} has no path: {_USAGE}")
+            raise NlfsError(f"store URI {redact_url(uri)!r} has no path: {_USAGE}")
         if rest.startswith("localhost/"):
             rest = rest[len("localhost"):]
         return DirectoryStore(rest)
     if scheme == "s3":
         bucket, _, prefix = rest.partition("/")
         if not bucket:
-            raise NlfsError(f"store URI {uri!r} has no bucket: {_USAGE}")
+            raise NlfsError(f"store URI {redact_url(uri)!r} has no bucket: {_USAGE}")
         return S3Store(bucket, prefix)
-    raise NlfsError(f"unsupported store URI {uri!r}: {_USAGE}")
+    raise NlfsError(f"unsupported store URI {redact_url(uri)!r}: {_USAGE}")

@@ -9,6 +9,7 @@ import abc
 import hashlib
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from nlfs.errors import NlfsError
 
@@ -19,6 +20,8 @@ __all__ = [
     "ObjectStore",
     "StoreError",
     "md5_etag",
+    "redact",
+    "redact_url",
     "validate_key",
     "validate_prefix",
 ]
@@ -47,6 +50,33 @@ class Blob:
 
     data: bytes
     etag: str
+
+
+# Query parameters that carry credentials: presigned S3 URLs (X-Amz-Signature, X-Amz-Credential,
+# X-Amz-Security-Token, the v2 Signature and AWSAccessKeyId) and the usual token names.
+_SECRET_PARAM = re.compile(r"sig|signature|credential|token|secret|password|passwd|pwd|key|auth", re.I)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>`]+")
+
+
+def redact_url(url: str) -> str:
+    """`url` without credentials: user:password@ dropped, secret query values replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced '[' in the host: show nothing of it but the scheme
+        return url.split("://", 1)[0] + "://***"
+    netloc = parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(_SECRET_PARAM.search(name) for name, _ in pairs):
+            query = urlencode([(name, "***" if _SECRET_PARAM.search(name) else value) for name, value in pairs],
+                              safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def redact(text: str) -> str:
+    """`text` with every URL in it passed through `redact_url` (for error messages and logs)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def md5_etag(data: bytes) -> str:

@@ -11,6 +11,7 @@ import fcntl
 import functools
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,15 @@ from nlfs.store.base import (
     validate_prefix,
 )
 
-__all__ = ["DirectoryStore"]
+__all__ = ["DirectoryStore", "SymlinkError"]
+
+
+class SymlinkError(StoreError):
+    """A symbolic link inside a directory store: refused, never followed.
+
+    Keys name files under the store's root; a link planted inside a run (`genomes -> /etc`)
+    would make reads and writes reach outside it. The root's own path may contain links.
+    """
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,6 +72,10 @@ class DirectoryStore(ObjectStore):
     hard-linked into place, so readers only ever see whole objects. Writers of one key
     serialise on `flock` of a per-key lock file `.<name>.lock`, which makes compare-and-swap
     and create-only exact across processes; reads take no lock.
+
+    Below the root, every path is checked: a symbolic link is `SymlinkError`, and an object
+    that is not a regular file (a FIFO, a socket, a device) is `StoreError` at once, never a
+    read that blocks.
     """
 
     def __init__(self, root: str | os.PathLike[str]):
@@ -75,7 +88,48 @@ class DirectoryStore(ObjectStore):
     # -- helpers -------------------------------------------------------------------------
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*validate_key(key).split("/"))
+        parts = validate_key(key).split("/")
+        self._refuse_links(parts, key)
+        return self.root.joinpath(*parts)
+
+    def _refuse_links(self, parts: list[str], key: str) -> None:
+        """SymlinkError if any existing path component of `parts` below the root is a link."""
+        path = self.root
+        for part in parts:
+            path = path / part
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return  # nothing further down exists, so nothing further down is a link
+            if stat.S_ISLNK(mode):
+                rel = path.relative_to(self.root).as_posix()
+                raise SymlinkError(f"{key!r} in {self.uri}: {rel} is a symbolic link; a directory store "
+                                   "does not follow links")
+
+    def _read(self, path: Path, key: str) -> bytes | None:
+        """The bytes of the object at `path`, or None if there is none (or a directory is there)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a link made since _path looked
+                raise SymlinkError(f"{key!r} in {self.uri} is a symbolic link; a directory store "
+                                   "does not follow links") from None
+            raise
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                return None
+            if not stat.S_ISREG(mode):
+                raise StoreError(f"{key!r} in {self.uri} is not a regular file; refusing to read it")
+            os.set_blocking(fd, True)
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _locked(self, path: Path, create_dirs: bool = True) -> Iterator[bool]:
@@ -85,7 +139,8 @@ class DirectoryStore(ObjectStore):
         elif not path.parent.is_dir():
             yield False
             return
-        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        # O_NOFOLLOW: a link planted at the lock's name must not make us create a file elsewhere.
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield True
@@ -122,12 +177,9 @@ class DirectoryStore(ObjectStore):
         finally:
             os.close(fd)
 
-    @staticmethod
-    def _current_etag(path: Path) -> str | None:
-        try:
-            return md5_etag(path.read_bytes())
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+    def _current_etag(self, path: Path, key: str) -> str | None:
+        data = self._read(path, key)
+        return None if data is None else md5_etag(data)
 
     def _replace(self, path: Path, data: bytes) -> str:
         tmp = self._write_temp(path, data)
@@ -144,11 +196,9 @@ class DirectoryStore(ObjectStore):
 
     @_os_errors("read")
     def get(self, key: str) -> Blob:
-        path = self._path(key)
-        try:
-            data = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFoundError(f"no object {key!r} in {self.uri}") from None
+        data = self._read(self._path(key), key)
+        if data is None:
+            raise NotFoundError(f"no object {key!r} in {self.uri}")
         return Blob(data, md5_etag(data))
 
     @_os_errors("write")
@@ -187,7 +237,7 @@ class DirectoryStore(ObjectStore):
     def compare_and_swap(self, key: str, data: bytes, etag: str | None) -> str:
         path = self._path(key)
         with self._locked(path):
-            current = self._current_etag(path)
+            current = self._current_etag(path, key)
             if current != etag:
                 expected = "absent" if etag is None else f"etag {etag}"
                 found = "absent" if current is None else f"etag {current}"
@@ -199,10 +249,14 @@ class DirectoryStore(ObjectStore):
         validate_prefix(prefix)
         # Walk only the deepest directory the prefix fully names; the rest is string matching.
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if base:
+            self._refuse_links(base.split("/"), prefix)
         start = self.root.joinpath(*base.split("/")) if base else self.root
         if not start.is_dir():
             return []
         keys: list[str] = []
+        # os.walk does not descend into linked directories; a linked file is listed, and
+        # reading it is SymlinkError.
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel = os.path.relpath(dirpath, self.root)
@@ -217,7 +271,10 @@ class DirectoryStore(ObjectStore):
 
     @_os_errors("check")
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        try:
+            return stat.S_ISREG(os.lstat(self._path(key)).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
     @_os_errors("delete")
     def delete(self, key: str) -> None:

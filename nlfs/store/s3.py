@@ -1,10 +1,14 @@
 """The S3 object store (AWS, SeaweedFS, MinIO...) through botocore, the client boto3 wraps.
 
-Create-only is `If-None-Match: *`, compare-and-swap is `If-Match: <etag>`; failures become StoreError.
+Create-only is `If-None-Match: *`, compare-and-swap is `If-Match: <etag>`; failures become
+StoreError. Transient failures are retried with backoff (`RETRY_ENV`), idempotently: what a lost
+response means for each operation is worked out in `S3Store`'s docstring.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import mimetypes
 import os
 import random
@@ -13,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from nlfs.errors import NlfsError
 from nlfs.store.base import (
@@ -22,6 +25,8 @@ from nlfs.store.base import (
     NotFoundError,
     ObjectStore,
     StoreError,
+    redact,
+    redact_url,
     validate_key,
     validate_prefix,
 )
@@ -30,18 +35,37 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
-__all__ = ["S3Store", "DEFAULT_MAX_ATTEMPTS"]
+__all__ = ["S3Store", "DEFAULT_RETRY_S", "RETRY_ENV"]
 
 T = TypeVar("T")
 
-# Few attempts and short connect timeouts: an unreachable endpoint must fail in seconds, while
-# transient 5xx/throttling still gets retried with standard-mode backoff. AWS_MAX_ATTEMPTS wins.
-DEFAULT_MAX_ATTEMPTS = 3
-CONNECT_TIMEOUT_S = 2.0
-READ_TIMEOUT_S = 60.0
-# AWS answers 409 ConditionalRequestConflict while another conditional write to the key is in
-# flight; it asks callers to retry, which settles into a clean win or a 412.
-_CONFLICT_RETRIES = 8
+log = logging.getLogger("nlfs.store")
+
+# Transient failures (no connection, timeouts, 5xx, throttling) are retried with backoff for
+# this long, counted from the call's first failure; then the call fails with StoreError.
+# NLFS_STORE_RETRY_S sets it for every S3 store of a process (0: no retries); `S3Store(...,
+# retry_s=...)` for one store. A short outage (a restarted server, a failover) is ridden out;
+# an endpoint that never answers (a typo) is reported after this long, with a warning after 5 s.
+RETRY_ENV = "NLFS_STORE_RETRY_S"
+DEFAULT_RETRY_S = 180.0
+_BACKOFF_FIRST_S = 0.1
+_BACKOFF_MAX_S = 5.0
+# A blip is retried silently; a failure that lasts says so on stderr (the logger nlfs.store),
+# at most once per _WARN_EVERY_S per process, while the call keeps trying.
+_WARN_AFTER_S = 5.0
+_WARN_EVERY_S = 30.0
+# Per attempt. Objects are small, and for a large one the read timeout bounds each wait for
+# bytes, not the transfer: a frozen server costs one read timeout per attempt, not minutes.
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 20.0
+_TRANSIENT_STATUS = {429, 500, 502, 503, 504}
+_TRANSIENT_CODES = {
+    "InternalError", "ServiceUnavailable", "SlowDown", "Throttling", "ThrottlingException",
+    "RequestTimeout", "RequestLimitExceeded", "TooManyRequests", "ProvisionedThroughputExceededException",
+    # AWS answers 409 while another conditional write to the key is in flight and asks callers
+    # to retry, which settles into a clean win or a 412.
+    "ConditionalRequestConflict", "OperationAborted",
+}
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _AUTH_CODES = {
@@ -63,14 +87,6 @@ def _content_type(key: str) -> str:
     return _CONTENT_TYPES.get(ext) or mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
-def _strip_userinfo(url: str) -> str:
-    # An endpoint written as http://user:secret@host must not leak into an error message.
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    return urlunsplit(parts)
-
-
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -79,16 +95,35 @@ def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
-def _retried(exc: ClientError) -> bool:
-    return int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
-
-
 def _precondition_failed(exc: ClientError) -> bool:
     return _status(exc) == 412 or _error_code(exc) in ("PreconditionFailed", "ConditionalRequestFailed")
 
 
-def _in_flight_conflict(exc: ClientError) -> bool:
-    return _status(exc) == 409 and _error_code(exc) in ("ConditionalRequestConflict", "OperationAborted")
+def _transient(exc: Exception) -> bool:
+    """Whether `exc` may go away by itself: worth another attempt after a pause."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, bx.ClientError):
+        return _status(exc) in _TRANSIENT_STATUS or _error_code(exc) in _TRANSIENT_CODES
+    if isinstance(exc, bx.SSLError):  # a certificate problem does not heal
+        return False
+    return isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError))
+
+
+def retry_seconds(value: float | str | None = None) -> float:
+    """The retry window: `value`, else $NLFS_STORE_RETRY_S, else DEFAULT_RETRY_S."""
+    if value is None:
+        value = os.environ.get(RETRY_ENV, "").strip() or DEFAULT_RETRY_S
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise NlfsError(f"{RETRY_ENV} must be a number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+_last_warning = float("-inf")  # per process: one line per outage, not one per call in flight
 
 
 _LOADER: Any = None
@@ -111,9 +146,35 @@ class S3Store(ObjectStore):
     (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE...); the region
     defaults to us-east-1. The boto3 client is made on first use and again after a fork,
     because clients are not fork-safe. `request_count` counts HTTP requests sent (retries included).
+
+    Every call retries transient failures (no connection, timeouts, 5xx, throttling) with
+    jittered exponential backoff for `retry_s` seconds (default $NLFS_STORE_RETRY_S, else
+    180), then raises StoreError. Any failed attempt may have been carried out by the server
+    with only its response lost, so each operation is retried only as far as that is safe:
+
+    - get, exists, list: reads; a repeat returns what is there now. A listing is repeated
+      whole, never resumed from a page token of a failed attempt.
+    - put (unconditional), delete: the same request twice leaves the same object (or none);
+      these are only used for keys no one races on.
+    - put_if_absent: a retry that meets 412 after a failed attempt reads the object: if its
+      bytes are ours, our lost attempt created it, and the call returns True. Only a rival
+      that wrote byte-identical bytes in that window would be taken for us; for the run
+      layout's create-only keys that is the same object (genomes are named by their content)
+      or impossible (a result record carries its own timestamp).
+    - compare_and_swap(etag): a retry whose condition fails after a failed attempt reads the
+      object; if it holds our bytes, our write landed and its etag is returned. If a rival
+      wrote over our landed write before the retry, ConflictError is raised although our
+      write happened: a caller that answers conflicts by reading again (the controller does)
+      then sees the newer state, which already builds on ours. Nothing is ever reported
+      written that is not in the store.
+    - A 412 on a call's first attempt is a plain conflict: nothing of ours can be there.
     """
 
-    def __init__(self, bucket: str, prefix: str = ""):
+    def __init__(self, bucket: str, prefix: str = "", *, retry_s: float | None = None,
+                 connect_timeout_s: float = CONNECT_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
+        if "@" in bucket:  # s3://user:secret@bucket/...: never echo what precedes the @
+            raise NlfsError(f"store URI {redact_url(f's3://{bucket}/{prefix}')}: an s3:// URI holds no "
+                            "credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
         if not _BUCKET_RE.match(bucket) or ".." in bucket:
             raise NlfsError(f"invalid S3 bucket name {bucket!r} in s3://{bucket}/{prefix}")
         prefix = prefix.strip("/")
@@ -122,6 +183,9 @@ class S3Store(ObjectStore):
         self.bucket = bucket
         self.prefix = prefix
         self.uri = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        self.retry_s = retry_seconds(retry_s)
+        self.connect_timeout_s = connect_timeout_s
+        self.read_timeout_s = read_timeout_s
         self.request_count = 0
         self._count_lock = threading.Lock()
         self._client_obj: BaseClient | None = None
@@ -129,8 +193,9 @@ class S3Store(ObjectStore):
         self._bucket_checked = False
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Clients do not pickle; a copy in another process builds its own.
-        return (S3Store, (self.bucket, self.prefix))
+        # Clients do not pickle; a copy in another process builds its own. The retry window
+        # travels as given, so a worker reads the environment the way its parent did.
+        return (_rebuild, (self.bucket, self.prefix, self.retry_s, self.connect_timeout_s, self.read_timeout_s))
 
     # -- client ----------------------------------------------------------------------------
 
@@ -146,16 +211,13 @@ class S3Store(ObjectStore):
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
 
-        attempts_env = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
-        try:
-            max_attempts = int(attempts_env) if attempts_env else DEFAULT_MAX_ATTEMPTS
-        except ValueError:
-            raise NlfsError(f"AWS_MAX_ATTEMPTS must be an integer, got {attempts_env!r}") from None
         config = Config(
             s3={"addressing_style": "path"},  # SeaweedFS/MinIO have no virtual-host DNS
-            retries={"mode": "standard", "total_max_attempts": max(1, max_attempts)},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S,
+            # One attempt per request: the retries are ours (`_retrying`), so that a conditional
+            # write knows when an earlier attempt of it may have landed.
+            retries={"mode": "standard", "total_max_attempts": 1},
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s,
             # Default CRC trailers (boto3 >= 1.36) are not understood by every S3-compatible server.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -168,7 +230,7 @@ class S3Store(ObjectStore):
             region = session.get_config_variable("region") or "us-east-1"
             client = session.create_client("s3", region_name=region, config=config)
         except (BotoCoreError, ValueError) as exc:
-            raise StoreError(f"cannot set up S3 access for {self.uri}: {exc}") from None
+            raise StoreError(f"cannot set up S3 access for {self.uri}: {redact(str(exc))}") from None
         client.meta.events.register("before-send.s3", self._count_request)
         return client
 
@@ -179,28 +241,28 @@ class S3Store(ObjectStore):
 
     @property
     def endpoint_url(self) -> str:
-        return _strip_userinfo(self.client.meta.endpoint_url)
+        return redact_url(self.client.meta.endpoint_url)
 
     def _full(self, key: str) -> str:
         validate_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    # -- errors ----------------------------------------------------------------------------
+    # -- errors and retries ----------------------------------------------------------------
 
-    def _raise(self, exc: Exception, action: str, key: str | None) -> NoReturn:
+    def _raise(self, exc: Exception, action: str, key: str | None, waited: float = 0.0) -> NoReturn:
         from botocore import exceptions as bx
 
         where = f"{self.uri}/{key}" if key else self.uri
+        after = f" (retried for {waited:.0f} s; {RETRY_ENV} sets how long)" if waited else ""
         if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
             raise StoreError(
                 f"no credentials for {self.uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(or AWS_PROFILE)"
             ) from None
-        if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError, bx.ConnectionClosedError,
-                            bx.ReadTimeoutError, bx.ProxyConnectionError, bx.SSLError, bx.HTTPClientError)):
+        if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError)):
             raise StoreError(
                 f"cannot reach s3 endpoint {self.endpoint_url} for {self.uri}: {type(exc).__name__}"
-                f" ({_strip_userinfo(str(exc))})"
+                f" ({redact(str(exc))}){after}"
             ) from None
         if isinstance(exc, bx.ClientError):
             code, status = _error_code(exc), _status(exc)
@@ -214,21 +276,50 @@ class S3Store(ObjectStore):
                     f"access denied to {where} at {self.endpoint_url} ({code or status}): check "
                     "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket's permissions"
                 ) from None
-            message = str(exc.response.get("Error", {}).get("Message", "")).strip()
-            raise StoreError(f"s3 {action} failed for {where}: {code or status} {message}".strip()) from None
+            message = redact(str(exc.response.get("Error", {}).get("Message", "")).strip())
+            raise StoreError(f"s3 {action} failed for {where}: {code or status} {message}".strip() + after) from None
         if isinstance(exc, bx.BotoCoreError):
-            raise StoreError(f"s3 {action} failed for {where}: {_strip_userinfo(str(exc))}") from None
+            raise StoreError(f"s3 {action} failed for {where}: {redact(str(exc))}{after}") from None
         raise exc
 
-    def _call(self, action: str, key: str | None, fn: Callable[[], T]) -> T:
+    def _retrying(self, action: str, key: str | None, fn: Callable[[int], T]) -> T:
+        """`fn(attempt)` (attempt 0, 1, ...) until it returns, retrying transient failures.
+
+        `attempt > 0` tells `fn` that an earlier attempt failed and may have been carried out.
+        Other failures, and the last transient one once `retry_s` has passed, become StoreError.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
-        try:
-            return fn()
-        except ClientError as exc:
-            self._raise(exc, action, key)
-        except BotoCoreError as exc:
-            self._raise(exc, action, key)
+        first_failure: float | None = None
+        delay = _BACKOFF_FIRST_S
+        attempt = 0
+        while True:
+            try:
+                return fn(attempt)
+            except (ClientError, BotoCoreError) as exc:
+                if not _transient(exc):
+                    self._raise(exc, action, key)
+                now = time.monotonic()
+                if first_failure is None:
+                    first_failure = now
+                pause = random.uniform(delay / 2, delay)
+                if now + pause > first_failure + self.retry_s:
+                    self._raise(exc, action, key, waited=now - first_failure)
+                if now - first_failure >= _WARN_AFTER_S:
+                    self._warn(exc, action, key, first_failure + self.retry_s - now)
+                time.sleep(pause)
+                delay = min(delay * 2, _BACKOFF_MAX_S)
+                attempt += 1
+
+    def _warn(self, exc: Exception, action: str, key: str | None, left: float) -> None:
+        global _last_warning
+        now = time.monotonic()
+        if now - _last_warning < _WARN_EVERY_S:
+            return
+        _last_warning = now
+        where = f"{self.uri}/{key}" if key else self.uri
+        log.warning("s3 %s of %s at %s failed (%s: %s); retrying for up to %.0f s more (%s)", action, where,
+                    self.endpoint_url, type(exc).__name__, redact(str(exc))[:200], left, RETRY_ENV)
 
     def _check_bucket(self) -> None:
         """Make sure a "no such key" or a lost condition is not really a missing bucket.
@@ -239,117 +330,115 @@ class S3Store(ObjectStore):
         """
         if self._bucket_checked:
             return
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if _status(exc) == 404 or _error_code(exc) in ("NoSuchBucket", "404", "NotFound"):
-                raise StoreError(
-                    f"no bucket {self.bucket!r} at s3 endpoint {self.endpoint_url} ({self.uri})"
-                ) from None
-        except BotoCoreError as exc:
-            self._raise(exc, "check bucket", None)
+        def head(_: int) -> bool:
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if _status(exc) == 404 or _error_code(exc) in ("NoSuchBucket", "404", "NotFound"):
+                    return False
+                if _transient(exc):
+                    raise
+            return True
+
+        if not self._retrying("check bucket", None, head):
+            raise StoreError(f"no bucket {self.bucket!r} at s3 endpoint {self.endpoint_url} ({self.uri})")
         self._bucket_checked = True
 
-    def _conditional_put(self, key: str, data: bytes, **conditions: str) -> str:
-        """PUT with conditions; returns the new etag, lets the 412 ClientError through."""
-        from botocore.exceptions import BotoCoreError, ClientError
+    def _conditional_put(self, key: str, data: bytes, **conditions: str) -> tuple[str | None, int]:
+        """PUT with conditions: (new etag, attempt) on success, (None, attempt) when the condition
+        failed; `attempt > 0` means an earlier attempt may have landed."""
+        from botocore.exceptions import ClientError
 
         full = self._full(key)
-        for attempt in range(_CONFLICT_RETRIES + 1):
+
+        def attempt(n: int) -> tuple[str | None, int]:
             try:
                 resp = self.client.put_object(
                     Bucket=self.bucket, Key=full, Body=data, ContentType=_content_type(key), **conditions
                 )
-                return str(resp["ETag"]).strip('"')
+                return str(resp["ETag"]).strip('"'), n
             except ClientError as exc:
-                if _in_flight_conflict(exc) and attempt < _CONFLICT_RETRIES:
-                    time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-                    continue
                 if _precondition_failed(exc) or (
                     "IfMatch" in conditions and _error_code(exc) in _NOT_FOUND_CODES
                 ):
-                    raise
-                self._raise(exc, "put", key)
-            except BotoCoreError as exc:
-                self._raise(exc, "put", key)
-        raise AssertionError("unreachable")
+                    return None, n
+                raise
+
+        return self._retrying("put", key, attempt)
 
     def _landed(self, key: str, data: bytes) -> Blob | None:
-        """After a retried conditional PUT failed, whether our own first attempt is what landed."""
-        try:
-            blob = self.get(key)
-        except NotFoundError:
-            return None
-        return blob if blob.data == data else None
+        """After a failed attempt, whether the object now holds exactly our bytes."""
+        blob = self.get_or_none(key)
+        return blob if blob is not None and blob.data == data else None
 
     # -- the contract ----------------------------------------------------------------------
 
     def get(self, key: str) -> Blob:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
         full = self._full(key)
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=full)
-            data = resp["Body"].read()
-        except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND_CODES or _status(exc) == 404:
-                if _error_code(exc) != "NoSuchKey":
-                    self._check_bucket()
-                raise NotFoundError(f"no object {key!r} in {self.uri}") from None
-            self._raise(exc, "get", key)
-        except BotoCoreError as exc:
-            self._raise(exc, "get", key)
-        return Blob(data, str(resp["ETag"]).strip('"'))
+
+        def attempt(_: int) -> Blob | None:
+            try:
+                resp = self.client.get_object(Bucket=self.bucket, Key=full)
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND_CODES or _status(exc) == 404:
+                    if _error_code(exc) != "NoSuchKey":
+                        self._check_bucket()
+                    return None
+                raise
+            data = resp["Body"].read()  # inside the attempt: a body cut off mid-way is retried
+            return Blob(data, str(resp["ETag"]).strip('"'))
+
+        blob = self._retrying("get", key, attempt)
+        if blob is None:
+            raise NotFoundError(f"no object {key!r} in {self.uri}")
+        return blob
 
     def put(self, key: str, data: bytes) -> str:
         full = self._full(key)
-        resp = self._call(
+        data = bytes(data)
+        resp = self._retrying(
             "put",
             key,
-            lambda: self.client.put_object(
-                Bucket=self.bucket, Key=full, Body=bytes(data), ContentType=_content_type(key)
+            lambda _: self.client.put_object(
+                Bucket=self.bucket, Key=full, Body=data, ContentType=_content_type(key)
             ),
         )
         return str(resp["ETag"]).strip('"')
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        from botocore.exceptions import ClientError
-
         data = bytes(data)
-        try:
-            self._conditional_put(key, data, IfNoneMatch="*")
+        etag, attempt = self._conditional_put(key, data, IfNoneMatch="*")
+        if etag is not None:
             return True
-        except ClientError as exc:
-            # A retry after a lost response meets our own object: that is still our win. (A rival
-            # that wrote byte-identical data in that window would be indistinguishable.)
-            if _retried(exc) and self._landed(key, data):
-                return True
-            self._check_bucket()
-            return False
+        # The key exists. After a failed attempt, it may be our own object whose response was lost.
+        if attempt > 0 and self._landed(key, data) is not None:
+            return True
+        self._check_bucket()
+        return False
 
     def compare_and_swap(self, key: str, data: bytes, etag: str | None) -> str:
-        from botocore.exceptions import ClientError
-
         data = bytes(data)
         conditions = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": f'"{etag.strip(chr(34))}"'}
-        try:
-            return self._conditional_put(key, data, **conditions)
-        except ClientError as exc:
-            if _retried(exc):
-                landed = self._landed(key, data)
-                if landed is not None:
-                    return landed.etag
-            self._check_bucket()
-            expected = "absent" if etag is None else f"etag {etag}"
-            raise ConflictError(f"{key!r} in {self.uri} changed: expected {expected}") from None
+        new_etag, attempt = self._conditional_put(key, data, **conditions)
+        if new_etag is not None:
+            return new_etag
+        if attempt > 0:
+            landed = self._landed(key, data)
+            if landed is not None:
+                return landed.etag
+        self._check_bucket()
+        expected = "absent" if etag is None else f"etag {etag}"
+        raise ConflictError(f"{key!r} in {self.uri} changed: expected {expected}")
 
     def list(self, prefix: str = "") -> list[str]:
         validate_prefix(prefix)
         base = f"{self.prefix}/" if self.prefix else ""
 
-        def collect() -> list[str]:
+        def collect(_: int) -> list[str]:
             keys = []
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base + prefix):
@@ -359,23 +448,30 @@ class S3Store(ObjectStore):
                         keys.append(key)
             return keys
 
-        return sorted(self._call("list", prefix or None, collect))
+        return sorted(self._retrying("list", prefix or None, collect))
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import ClientError
 
         full = self._full(key)
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=full)
-            return True
-        except ClientError as exc:
-            if _error_code(exc) in _NOT_FOUND_CODES or _status(exc) == 404:
-                self._check_bucket()
-                return False
-            self._raise(exc, "check", key)
-        except BotoCoreError as exc:
-            self._raise(exc, "check", key)
+
+        def attempt(_: int) -> bool:
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=full)
+                return True
+            except ClientError as exc:
+                if _error_code(exc) in _NOT_FOUND_CODES or _status(exc) == 404:
+                    self._check_bucket()
+                    return False
+                raise
+
+        return self._retrying("check", key, attempt)
 
     def delete(self, key: str) -> None:
         full = self._full(key)
-        self._call("delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=full))
+        self._retrying("delete", key, lambda _: self.client.delete_object(Bucket=self.bucket, Key=full))
+
+
+def _rebuild(bucket: str, prefix: str, retry_s: float, connect_timeout_s: float, read_timeout_s: float) -> S3Store:
+    return S3Store(bucket, prefix, retry_s=retry_s, connect_timeout_s=connect_timeout_s,
+                   read_timeout_s=read_timeout_s)

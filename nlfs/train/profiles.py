@@ -12,18 +12,29 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nlfs.errors import NlfsError
-from nlfs.formats import read_yaml_mapping, set_dotted, validate
+from nlfs.formats import Float, Int, Seed, read_text_file, read_yaml_mapping, set_dotted, validate
 
 PROFILE_FORMAT = "nlfs.profile/v1"
 # Fields outside the hash: labels, the replicate seed (recorded in every result anyway), and
 # how/where the run executes.
 _UNHASHED = ("name", "description", "seed", "runtime")
+
+
+# Ranges a profile's numbers must lie in, so that a bad value is a one-line error when the
+# profile is loaded, not a traceback from torch at the first step. Int/Float refuse booleans;
+# Float refuses NaN and infinities.
+Positive = Annotated[Int, Field(gt=0)]
+NonNegative = Annotated[Int, Field(ge=0)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+NonNegativeFloat = Annotated[Float, Field(ge=0)]
+Dropout = Annotated[Float, Field(ge=0, lt=1)]  # torch allows 1, which zeroes every activation
+Fraction = Annotated[Float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
@@ -33,8 +44,8 @@ class _Strict(BaseModel):
 class DatasetSpec(_Strict):
     name: str  # a registered dataset: digits, cifar10, cifar100, svhn, flowers102, stanford_cars, caltech101, fake
     val: Literal["holdout", "test"] = "holdout"  # holdout: carve val_size examples out of the training split
-    val_size: int | None = None  # holdout size; None = the dataset's default (CIFAR: 5000, METHOD.md 4)
-    split_seed: int = 0  # fixes the holdout split for every evaluation of every loss
+    val_size: Positive | None = None  # holdout size; None = the dataset's default (CIFAR: 5000, METHOD.md 4)
+    split_seed: Seed = 0  # fixes the holdout split for every evaluation of every loss
     holdout: Literal["random", "last"] = "random"
     # random: val_size examples drawn by a permutation seeded by split_seed; last: the last val_size
     # examples of the training split, as the authors' train_ind 0..44999 / val_ind 45000..49999
@@ -42,25 +53,25 @@ class DatasetSpec(_Strict):
     evaluate_test: bool = False
     # also score the test split after every epoch (EpochMetrics.test_accuracy), beside the
     # validation split that fitness is taken from; with val=test the two are one split
-    image_size: int | None = None  # size images are stored at (datasets of varied sizes); None = native
-    train_limit: int | None = None  # cap on training examples (tests, benches)
+    image_size: Positive | None = None  # size images are stored at (datasets of varied sizes); None = native
+    train_limit: Positive | None = None  # cap on training examples (tests, benches)
     source: str | None = None  # store URI holding staged datasets; None = $NLFS_DATA, else local files only
     root: str | None = None  # local directory of the files; None = the cache under $NLFS_CACHE
 
 
 class ModelSpec(_Strict):
     name: str  # a registered model
-    dropout: float | None = None  # None = the model's own default
+    dropout: Dropout | None = None  # None = the model's own default
     pretrained: bool = False  # start from ImageNet weights (fine-tuning)
     weights: str | None = None  # where pretrained weights come from: a store URI of a state dict, or None = torchvision's URL
 
 
 class AugmentSpec(_Strict):
     name: str = "none"  # a registered augmentation: none, cutout, mixup, cutmix, autoaugment, randaugment, randaugment_tf
-    magnitude: float | None = None  # randaugment: torchvision's scale, bins 0..30; randaugment_tf: the 0..10 scale, extrapolated above 10
-    num_ops: int = 2  # randaugment, randaugment_tf: operations (layers) per image
-    alpha: float = 1.0  # mixup / cutmix: Beta(alpha, alpha) mixing coefficient
-    cutout_size: int = 16  # cutout: side of the erased square, pixels
+    magnitude: NonNegativeFloat | None = None  # randaugment: torchvision's scale, bins 0..30; randaugment_tf: the 0..10 scale, extrapolated above 10
+    num_ops: NonNegative = 2  # randaugment, randaugment_tf: operations (layers) per image
+    alpha: PositiveFloat = 1.0  # mixup / cutmix: Beta(alpha, alpha) mixing coefficient
+    cutout_size: Positive = 16  # cutout: side of the erased square, pixels
 
 
 class InputSpec(_Strict):
@@ -82,17 +93,17 @@ class BatchingSpec(_Strict):
     last batch."""
 
     order: Literal["permutation", "sequential", "buffer"] = "permutation"
-    buffer_size: int = Field(1024, ge=1)  # order: buffer
+    buffer_size: Positive = 1024  # order: buffer
     drop_remainder: bool = True
 
 
 class OptimizerSpec(_Strict):
     name: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3  # peak learning rate
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
+    lr: PositiveFloat = 1e-3  # peak learning rate
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: NonNegativeFloat = 0.9  # sgd only
     nesterov: bool = False  # sgd only
-    eps: float = Field(1e-8, gt=0)  # adam/adamw epsilon: torch's default; Keras' is 1e-7 (METHOD.md 4)
+    eps: PositiveFloat = 1e-8  # adam/adamw epsilon: torch's default; Keras' is 1e-7 (METHOD.md 4)
     eps_mode: Literal["torch", "keras"] = "torch"
     # adam/adamw: where eps enters. torch: sqrt(v_hat) + eps, after bias correction. keras: the
     # "epsilon hat" form Keras' Adam computes, sqrt(v) + eps before bias correction, so eps weighs
@@ -104,13 +115,19 @@ class OptimizerSpec(_Strict):
             raise ValueError(f"eps_mode keras is Keras' Adam; optimizer {self.name!r} has no such form")
         return self
 
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "OptimizerSpec":
+        if self.name == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov needs a momentum above 0")
+        return self
+
 
 class ScheduleSpec(_Strict):
     name: Literal["constant", "warmup_cosine"] = "constant"
-    warmup_steps: int = Field(0, ge=0)  # linear warm-up from 0 to the peak lr, then cosine to 0
-    total_steps: int | None = Field(None, gt=0)  # length the schedule is defined over, counted across
+    warmup_steps: NonNegative = 0  # linear warm-up from 0 to the peak lr, then cosine to 0
+    total_steps: Positive | None = None  # length the schedule is defined over, counted across
     # all stages of a run; None = the run's steps
-    offset: float = 0.0  # warmup_cosine: added to every step's lr (the authors' WarmupCosineDecay adds 1e-7)
+    offset: NonNegativeFloat = 0.0  # warmup_cosine: added to every step's lr (the authors' WarmupCosineDecay adds 1e-7)
 
 
 class LossSpec(_Strict):
@@ -139,31 +156,31 @@ class FloorSpec(_Strict):
     """
 
     metric: Literal["train_accuracy", "val_accuracy"] = "train_accuracy"
-    min: float
-    from_epoch_index: int = 0
+    min: Fraction
+    from_epoch_index: NonNegative = 0
     action: Literal["stop", "fail"] = "stop"
 
 
 class StageSpec(_Strict):
     """One stage of progressive resizing (METHOD.md 5): image size, dropout, RandAugment magnitude."""
 
-    epochs: int = Field(gt=0)
-    image_size: int | None = None
-    dropout: float | None = None
-    magnitude: float | None = None
+    epochs: Positive
+    image_size: Positive | None = None
+    dropout: Dropout | None = None
+    magnitude: NonNegativeFloat | None = None
 
 
 class RuntimeSpec(_Strict):
     """How the run executes; outside the profile hash."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = None  # torch intra-op threads; None = torch's default
+    threads: Positive | None = None  # torch intra-op threads; None = torch's default
     compile: bool = False  # torch.compile the model (CUDA)
     channels_last: bool | None = None  # None = on for CUDA
     amp: Literal["auto", "bf16", "off"] = "auto"  # auto = bf16 autocast on CUDA
-    time_limit_s: float | None = None  # wall clock; past it the evaluation ends with status timeout
-    eval_batch_size: int = 1024
-    nan_check_every: int = 25  # steps between NaN/Inf checks (each check syncs a GPU)
+    time_limit_s: NonNegativeFloat | None = None  # wall clock; past it the evaluation ends with status timeout
+    eval_batch_size: Positive = 1024
+    nan_check_every: Positive = 25  # steps between NaN/Inf checks (each check syncs a GPU)
 
 
 class Profile(_Strict):
@@ -178,13 +195,13 @@ class Profile(_Strict):
     optimizer: OptimizerSpec = OptimizerSpec()
     schedule: ScheduleSpec = ScheduleSpec()
     loss: LossSpec = LossSpec()
-    batch_size: int = Field(gt=0)
-    epochs: int | None = None  # total epochs; with `stages`, their sum
-    steps_per_epoch: int | None = None  # None = one pass over the training split
-    image_size: int | None = None  # resize batches to this on the device (e.g. 32 -> 80, METHOD.md 4)
+    batch_size: Positive
+    epochs: Positive | None = None  # total epochs; with `stages`, their sum
+    steps_per_epoch: Positive | None = None  # None = one pass over the training split
+    image_size: Positive | None = None  # resize batches to this on the device (e.g. 32 -> 80, METHOD.md 4)
     stages: list[StageSpec] = []  # progressive resizing; empty = one stage of `epochs`
     floors: list[FloorSpec] = []
-    seed: int = 0
+    seed: Seed = 0
     runtime: RuntimeSpec = RuntimeSpec()
 
     @model_validator(mode="after")
@@ -228,7 +245,12 @@ def builtin_profiles() -> list[str]:
 
 
 def _is_path(name_or_path: str) -> bool:
-    return name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path or Path(name_or_path).is_file()
+    if name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path:
+        return True
+    try:
+        return Path(name_or_path).is_file()
+    except (OSError, ValueError):  # a name too long for a path, a NUL byte: not a file
+        return False
 
 
 def _raw_profile(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
@@ -237,22 +259,27 @@ def _raw_profile(name_or_path: str, seen: tuple[str, ...] = ()) -> dict:
         raise NlfsError(f"profile {name_or_path!r}: circular base ({' -> '.join(seen + (name_or_path,))})")
     if _is_path(name_or_path):
         path = Path(name_or_path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise NlfsError(f"profile {name_or_path}: cannot read ({err.strerror})") from None
-        data = read_yaml_mapping(text, name_or_path, "profile")
+        text = read_text_file(path, f"profile {name_or_path}", what="profile")
+        data = read_yaml_mapping(text, f"profile {name_or_path}", "profile")
         data.setdefault("name", path.stem)
     else:
+        known = builtin_profiles()
+        if name_or_path not in known:  # looked up in the list, never built into a path
+            raise NlfsError(f"unknown profile {name_or_path[:100]!r} (built in: {', '.join(known)}; "
+                            "or give a .yaml path)")
         ref = resources.files("nlfs.train").joinpath("profiles") / f"{name_or_path}.yaml"
-        if not ref.is_file():
-            raise NlfsError(f"unknown profile {name_or_path!r} (built in: {', '.join(builtin_profiles())}; or give a .yaml path)")
         data = read_yaml_mapping(ref.read_text(), f"profile {name_or_path}", "profile")
         data.setdefault("name", name_or_path)
     base = data.pop("base", None)
     if base is None:
         return data
-    merged = _deep_merge(_raw_profile(str(base), seen + (name_or_path,)), data)
+    if not isinstance(base, str) or not base.strip():
+        raise NlfsError(f"profile {name_or_path}: base: a profile name or a .yaml path, got {base!r:.100}")
+    try:
+        inherited = _raw_profile(base, seen + (name_or_path,))
+    except NlfsError as err:  # say which file names the base that fails
+        raise NlfsError(f"profile {name_or_path}: base: {err}") from None
+    merged = _deep_merge(inherited, data)
     merged["name"] = data["name"]
     merged.setdefault("description", "")
     return merged

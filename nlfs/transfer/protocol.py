@@ -13,13 +13,11 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from nlfs.errors import NlfsError
-from nlfs.formats import CanonicalModel, read_yaml_mapping, set_dotted, validate
+from nlfs.formats import CanonicalModel, read_text_file, read_yaml_mapping, set_dotted, validate
 
 PROTOCOL_FORMAT = "nlfs.protocol/v1"
 ALWAYS_BASELINES = ("cross_entropy", "baikal")  # METHOD.md 6: every transfer study trains both
@@ -190,10 +188,7 @@ def load_protocol(path: str | None, overrides: dict[str, str] | None = None) -> 
     """The protocol of a YAML file (None: METHOD.md's defaults), with overrides."""
     if path is None:
         return parse_protocol(None, overrides, source="default protocol")
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise NlfsError(f"--protocol {path}: cannot read ({err.strerror})") from None
+    text = read_text_file(path, f"--protocol {path}", what="protocol")
     return parse_protocol(text, overrides, source=path)
 
 

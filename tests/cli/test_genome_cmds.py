@@ -189,3 +189,68 @@ def test_the_plot_is_labelled_as_the_issue_asks(monkeypatch, tmp_path):
     assert axes[0].get_ylabel() == "loss" and "normalised" in axes[1].get_ylabel()
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["baikal", "cross-entropy (reference)"]
     assert "baikal" in seen["fig"]._suptitle.get_text()
+
+
+# ---- faults (issue 12) -------------------------------------------------------------------------
+@pytest.mark.parametrize("verb", ["check", "show"])
+def test_a_fifo_given_as_a_genome_file_is_refused_at_once(tmp_path, verb):
+    fifo = tmp_path / "loss.json"
+    os.mkfifo(fifo)  # nobody writes: reading it would block for ever
+    result = nlfs(verb, str(fifo))
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"nlfs: error: {fifo}: not a regular file (a FIFO)"]
+
+
+@pytest.mark.parametrize("seed", ["-1", "99999999999999999999999", "4294967296"])
+def test_random_refuses_a_seed_out_of_range_in_one_line(seed):
+    result = nlfs("random", "--seed", seed)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"nlfs random: error: argument --seed: must be an integer in 0..4294967295, got {seed}"]
+
+
+def test_random_takes_the_largest_seed():
+    assert nlfs("random", "--seed", "4294967295").returncode == 0
+
+
+def test_show_escapes_control_characters_and_newlines_in_a_name(tmp_path):
+    doc = {**genome_doc(("log", "p"), ("mul", "y", 0)), "sign": -1,
+           "name": "ce\x1b[2J\x1b[31mred\nintegrity:    accepted\u202e"}
+    path = tmp_path / "named.json"
+    path.write_text(json.dumps(doc))
+    result = nlfs("show", str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "name:         ce\\x1b[2J\\x1b[31mred\\nintegrity:    accepted\\u202e"
+    assert "\x1b" not in result.stdout and sum(line.startswith("integrity:") for line in lines) == 1
+
+
+def test_show_and_export_latex_answer_for_large_random_genomes(tmp_path, capsys):
+    """Genomes of up to the format's 64 nodes, where sympy alone can take minutes: each verb
+    answers, in one process, with t simplified or as written (bench/bench_render.py times it)."""
+    import numpy as np
+    from genomekit import large_random_genome
+
+    from nlfs.cli.main import main
+
+    rng = np.random.default_rng(2024)
+    for k, nodes in enumerate((64, 56, 40)):
+        path = tmp_path / f"large{k}.json"
+        path.write_text(large_random_genome(rng, nodes).to_json())
+        assert main(["show", str(path)]) == 0
+        rows = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
+        assert rows["latex"].strip().startswith(r"\mathcal{L} = ")
+        assert main(["export", str(path), "--format", "latex"]) == 0
+        assert capsys.readouterr().out.startswith(r"\mathcal{L} = ")
+
+
+def test_show_simplifies_once(monkeypatch, capsys):
+    """The simplified text and the LaTeX come from one simplification (it was run twice)."""
+    from nlfs.cli.main import main
+    from nlfs.genome import render
+
+    calls = []
+    bounded = render._bounded
+    monkeypatch.setattr(render, "_bounded", lambda *a: calls.append(a) or bounded(*a))
+    assert main(["show", "focal"]) == 0
+    assert len(calls) == 1 and "t simplified" in capsys.readouterr().out

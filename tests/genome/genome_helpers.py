@@ -44,3 +44,4 @@ def structurally_valid_genomes(seed: int, count: int) -> list[Genome]:
     parents = accepted_random(seed, 5)
     found += [m for m in mutants(parents, seed, 2 * count) if m.structural_problem() is None]
     return found[:count] + found[-count:]
+

@@ -63,3 +63,52 @@ def test_a_graph_too_large_to_write_out_is_written_node_by_node():
     assert time.perf_counter() - started < 1.0
     small = ladder(3)
     assert len(infix(small)) < 10 * MAX_INFIX_OPS and not infix(small).startswith("n0 =")
+
+
+# ---- bounded rendering (issue 12, point 7) ------------------------------------------------------
+
+def test_render_simplifies_once_and_gives_text_and_latex_from_that_one_form():
+    from nlfs.genome.render import render
+
+    shown = render(get_genome("focal"))
+    assert shown.simplified and shown.note == ""
+    assert shown.text == str(simplified(get_genome("focal")))
+    assert shown.latex == latex(get_genome("focal")) and r"\log" in shown.latex
+
+
+def test_past_its_time_sympy_is_stopped_and_t_is_shown_as_written():
+    from nlfs.genome.render import render
+
+    focal = get_genome("focal")
+    started = time.perf_counter()
+    shown = render(focal, seconds=0)
+    assert not shown.simplified and "took longer than 0 s" in shown.note
+    assert shown.text == infix(focal)
+    assert shown.latex == (r"\mathcal{L} = -\frac{1}{B}\sum_{b=1}^{B}\sum_{c=1}^{C} \left[\left(y \cdot "
+                           r"\left(\operatorname{square}\left(\left(1 - p\right)\right) \cdot "
+                           r"\operatorname{log}\left(p\right)\right)\right)\right]")
+
+
+def test_a_graph_too_large_for_sympy_is_rendered_node_by_node_without_it():
+    from nlfs.genome.render import render
+
+    shown = render(ladder(31))
+    assert not shown.simplified and "too large to simplify" in shown.note
+    assert r"\left[t\right],\quad n_{0} = \operatorname{log}\left(p\right)" in shown.latex
+    assert shown.latex.endswith("t = n_{63}")
+
+
+def test_large_random_genomes_render_in_any_case():
+    """Genomes up to the format's 64 nodes: each renders, simplified or as written (the time
+    each takes is measured by bench/bench_render.py, not here)."""
+    import numpy as np
+    from genomekit import large_random_genome
+
+    from nlfs.genome.render import render
+
+    rng = np.random.default_rng(12)
+    for nodes in (64, 48, 32):
+        g = large_random_genome(rng, nodes)
+        shown = render(g, seconds=0.5)
+        assert shown.latex.startswith(r"\mathcal{L} = ") and shown.text
+        assert shown.simplified or shown.note
