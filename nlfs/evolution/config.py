@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nlfs.errors import NlfsError
-from nlfs.formats import CanonicalModel, read_yaml_mapping, validate
+from nlfs.files import read_file_bytes
+from nlfs.formats import CanonicalModel, Int, Seed, read_yaml_mapping, validate
 from nlfs.train.profiles import profile_mapping
 
 CONFIG_FORMAT = "nlfs.search/v2"
@@ -24,7 +25,6 @@ _BUILTIN = Path(__file__).parent / "configs"
 # every re-scored candidate) must pass before its main run; main: the population's fitness (4 B).
 STAGES = ("initial", "gate", "main")
 REQUIRED_STAGES = ("initial", "main")
-SEED_MAX = 2**32 - 1  # numpy's SeedSequence and torch.manual_seed both take this range
 
 
 class StageProfile(BaseModel):
@@ -44,16 +44,16 @@ class SearchConfig(CanonicalModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["nlfs.search/v2"] = CONFIG_FORMAT
-    population: StrictInt = Field(100, ge=2, le=10_000)
-    tournament: StrictInt = Field(20, ge=1, le=10_000)  # drawn with replacement
-    initial_candidates: StrictInt = Field(1000, ge=1, le=100_000)
-    budget: StrictInt = Field(4000, ge=0, le=10_000_000)  # children
-    batch_size: StrictInt = Field(1, ge=1, le=10_000)  # children per controller step; 1 = sequential
-    initial_batch_size: StrictInt = Field(64, ge=1, le=100_000)  # our choice: fan-out width of init
-    max_mutation_attempts: StrictInt = Field(2500, ge=1, le=1_000_000)
-    max_trainings: StrictInt = Field(7, ge=1, le=1000)  # per child: gate failures re-mutate until this
-    hall_of_fame: StrictInt = Field(25, ge=1, le=1000)  # our choice: best-ever members kept in state
-    seed: StrictInt = Field(0, ge=0, le=SEED_MAX)
+    population: Int = Field(100, ge=2, le=10_000)
+    tournament: Int = Field(20, ge=1, le=10_000)  # drawn with replacement
+    initial_candidates: Int = Field(1000, ge=1, le=100_000)
+    budget: Int = Field(4000, ge=0, le=10_000_000)  # children
+    batch_size: Int = Field(1, ge=1, le=10_000)  # children per controller step; 1 = sequential
+    initial_batch_size: Int = Field(64, ge=1, le=100_000)  # our choice: fan-out width of init
+    max_mutation_attempts: Int = Field(2500, ge=1, le=1_000_000)
+    max_trainings: Int = Field(7, ge=1, le=1000)  # per child: gate failures re-mutate until this
+    hall_of_fame: Int = Field(25, ge=1, le=1000)  # our choice: best-ever members kept in state
+    seed: Seed = 0
     stages: dict[Literal["initial", "gate", "main"], StageProfile] = Field(
         default_factory=lambda: {"initial": StageProfile(profile="prefilter"),
                                  "gate": StageProfile(profile="surrogate-gate"),
@@ -93,12 +93,7 @@ def builtin_names() -> list[str]:
 
 
 def _read(path: Path, shown: str) -> bytes:
-    if not path.is_file():
-        raise NlfsError(f"{shown}: not a regular file")
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise NlfsError(f"{shown}: cannot read: {err.strerror}") from None
+    return read_file_bytes(path, shown, what="search config")
 
 
 def _embed_profile_files(data: dict, folder: Path, source: str) -> None:
@@ -111,7 +106,7 @@ def _embed_profile_files(data: dict, folder: Path, source: str) -> None:
         name = entry.get("profile") if isinstance(entry, dict) else None
         if isinstance(name, str) and name.endswith((".yaml", ".yml")):
             path = Path(name) if Path(name).is_absolute() else folder / name
-            _read(path, f"{source}: stages.{stage}.profile {name}")  # a regular, readable file
+            read_file_bytes(path, f"{source}: stages.{stage}.profile {name}", what="profile")
             try:
                 entry["profile"] = profile_mapping(str(path))
             except NlfsError as err:

@@ -8,13 +8,14 @@ every controller that computes it, because the transition is deterministic.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from nlfs.errors import NlfsError
+from nlfs.formats import parse_stored_json
 from nlfs.evolution.config import SearchConfig
 from nlfs.evolution.population import Outcome, advance, start
 from nlfs.evolution.stages import gradient_readings, stage_profile, validate_stages
@@ -30,6 +31,14 @@ MAX_CAS_RETRIES = 50
 # A genome handed out this many times with no result is lost: its pods already had their
 # retries (workflows/nlfs-evaluate.yaml), so a third hand-out would fail the same way.
 MAX_HANDOUTS = 2
+
+
+class FecEntry(BaseModel):
+    """An equivalence-cache entry (`fec/<fingerprint>.json`): the first genome with this phenotype."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    genome: str = Field(pattern=r"^[0-9a-f]{8,64}$")
 
 
 @dataclass
@@ -216,11 +225,14 @@ def _reuse(run: Run, stage: str, slot: Slot, genome: Genome) -> str | None:
         # between preparing this batch and committing it already wrote the copy below.
         return existing.reused_from or slot.id
     key = layout.fec_key(fingerprint(genome))
-    if run.store.put_if_absent(key, json.dumps({"genome": slot.id}).encode()):
+    if run.store.put_if_absent(key, FecEntry(genome=slot.id).model_dump_json().encode()):
         return None
     try:
-        first = json.loads(run.store.get(key).data)["genome"]
-    except (NotFoundError, ValueError, KeyError, TypeError):
+        first = parse_stored_json(FecEntry, run.store.get(key).data, f"{run.uri}/{key}").genome
+    except NotFoundError:
+        return None
+    except NlfsError as err:  # the cache only saves work: a damaged entry means no reuse, said once
+        log.warning("%s; not reusing through it", err)
         return None
     if first == slot.id:
         return None

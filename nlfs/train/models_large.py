@@ -7,14 +7,17 @@ file given as `model.weights`; always loaded with `weights_only=True`.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from nlfs.errors import NlfsError
+from nlfs.files import read_file_bytes
 from nlfs.train.keras_compat import SameConv2d, variance_scaling_fan_out_
 from nlfs.train.registry import register_model
+
+
+MAX_WEIGHTS_BYTES = 4 << 30  # a state dict file: EfficientNetV2-S is about 80 MB
 
 
 def _state_dict_from(weights: str | None, default_url: str) -> dict[str, torch.Tensor]:
@@ -23,10 +26,7 @@ def _state_dict_from(weights: str | None, default_url: str) -> dict[str, torch.T
     if weights is None:
         return torch.hub.load_state_dict_from_url(default_url, progress=False, check_hash=True, weights_only=True)
     if "://" not in weights:
-        try:
-            data = Path(weights).read_bytes()
-        except OSError as err:
-            raise NlfsError(f"model.weights {weights}: {err.strerror}") from None
+        data = read_file_bytes(weights, f"model.weights {weights}", max_bytes=MAX_WEIGHTS_BYTES, what="weights file")
     else:
         from nlfs.store import open_store
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from nlfs.errors import NlfsError
+from nlfs.formats import parse_stored_json
 from nlfs.train.profiles import DatasetSpec
 from nlfs.train.registry import Registry
 
@@ -154,10 +155,7 @@ def fetch_dataset(name: str, uri: str, local: Path) -> Path:
         raw = store.get(manifest_key(name)).data
     except NotFoundError:
         raise NlfsError(f"dataset {name!r} is not staged in {uri} (run: nlfs data stage {name} --to {uri})") from None
-    try:
-        manifest = Manifest.model_validate_json(raw)
-    except ValidationError:
-        raise NlfsError(f"{uri}/{manifest_key(name)}: not an {DATASET_FORMAT} manifest") from None
+    manifest = parse_stored_json(Manifest, raw, f"{uri}/{manifest_key(name)} ({DATASET_FORMAT} manifest)")
     marker = local / _LOCAL_MANIFEST
     with _locked(local.parent / f".{name}.lock"):
         if marker.is_file() and marker.read_bytes() == raw:

@@ -190,8 +190,9 @@ def test_magnitudes_extrapolate_past_ten():
 
 @pytest.mark.parametrize("magnitude", [-1.0, float("nan"), float("inf")])
 def test_bad_magnitude_is_a_user_error(magnitude):
+    """A profile refuses such a magnitude when it is loaded; one given by a stage is refused here."""
     with pytest.raises(NlfsError, match="magnitude"):
-        build_augmentation(AugmentSpec(name="randaugment_tf", magnitude=magnitude), magnitude=None,
+        build_augmentation(AugmentSpec(name="randaugment_tf"), magnitude=magnitude,
                            num_classes=10, mean=(0.5, 0.5, 0.5))
 
 
