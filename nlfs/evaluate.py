@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from nlfs.formats import check_seed
 from nlfs.result import ResultRecord
 from nlfs.train.profiles import LossSpec, Profile
 
@@ -73,9 +74,9 @@ def evaluate(loss, profile: Profile, *, genome_id: str | None = None, stage: str
     from nlfs.train.loop import Runtime, train
 
     started = time.monotonic()
+    seed = check_seed(profile.seed if seed is None else seed)
     module, text, default_id = resolve_loss(loss, profile.loss)
     genome_id = genome_id or default_id
-    seed = profile.seed if seed is None else seed
     configure_threads(profile)
     runtime = Runtime.resolve(profile.runtime)
     data = load_dataset(profile.dataset, runtime.device)

@@ -8,11 +8,19 @@ and are deterministic functions of the state, so two planners racing write the s
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nlfs.result import USABLE_STATUSES
+from nlfs.formats import Float, Int, Seed
+from nlfs.result import USABLE_STATUSES, Accuracy
+
+# Every number a protocol file holds is checked when it is read, as result records are: a
+# damaged file is a named error, never a table of impossible accuracies.
+Count = Annotated[Int, Field(ge=0)]
+Probability = Annotated[Float, Field(ge=0, le=1)]
+Correlation = Annotated[Float, Field(ge=-1, le=1)]
+Spread = Annotated[Float, Field(ge=0)]
 
 STATE_FORMAT = "nlfs.protocol-state/v1"
 RANKING_FORMAT = "nlfs.elimination-phase/v1"
@@ -29,7 +37,7 @@ class Entrant(_Model):
     """A genome of the protocol: a search candidate (with its surrogate fitness) or a named loss."""
 
     id: str
-    surrogate: float | None = None  # the search's main-stage fitness; None for named losses
+    surrogate: Accuracy | None = None  # the search's main-stage fitness; None for named losses
     name: str | None = None  # registry name of a reference or baseline loss (cross_entropy, ...)
 
 
@@ -41,10 +49,10 @@ class Unit(_Model):
     profile: str
     set: dict[str, str] = Field(default_factory=dict)
     status: str | None = None  # None: not evaluated yet
-    fitness: float | None = None
+    fitness: Accuracy | None = None
     # From the result's epochs when the run scored the test split (nlfs.transfer.accuracy):
-    test_max: float | None = None  # the maximum test accuracy over epochs
-    test_at_best_val: float | None = None  # the test accuracy at the epoch of best validation accuracy
+    test_max: Accuracy | None = None  # the maximum test accuracy over epochs
+    test_at_best_val: Accuracy | None = None  # the test accuracy at the epoch of best validation accuracy
 
     @property
     def open(self) -> bool:
@@ -59,8 +67,8 @@ class ProtocolState(_Model):
     format: Literal["nlfs.protocol-state/v1"] = STATE_FORMAT
     protocol_hash: str
     step: Step = "eliminate"
-    phase: int = 0  # the elimination phase running (1-based); 0 when none runs
-    round: int = 0  # counts rounds; the work items' "batch"
+    phase: Count = 0  # the elimination phase running (1-based); 0 when none runs
+    round: Count = 0  # counts rounds; the work items' "batch"
     candidates: list[Entrant] = Field(default_factory=list)  # the search's best, best first, frozen
     named: list[Entrant] = Field(default_factory=list)  # references and baselines, with their ids
     entrants: list[str] = Field(default_factory=list)  # ids competing in this phase, best first
@@ -76,9 +84,9 @@ class ProtocolState(_Model):
 
 
 class CorrelationRecord(_Model):
-    value: float | None
-    low: float | None  # bootstrap confidence interval
-    high: float | None
+    value: Correlation | None
+    low: Correlation | None  # bootstrap confidence interval
+    high: Correlation | None
 
 
 class Fidelity(_Model):
@@ -86,18 +94,18 @@ class Fidelity(_Model):
 
     against: str  # what the surrogate is compared with, e.g. "elimination phase 1" or a cell name
     stage: str
-    n: int
+    n: Count
     spearman: CorrelationRecord
     kendall: CorrelationRecord
     method: str  # how the interval was computed, in words
 
 
 class Ranked(_Model):
-    rank: int  # 1-based; losses that failed the phase come last
+    rank: Annotated[Int, Field(ge=1)]  # 1-based; losses that failed the phase come last
     id: str
     status: str | None
-    fitness: float | None
-    surrogate: float | None
+    fitness: Accuracy | None
+    surrogate: Accuracy | None
     survived: bool
 
 
@@ -105,16 +113,16 @@ class Reference(_Model):
     name: str
     id: str
     status: str | None
-    fitness: float | None
+    fitness: Accuracy | None
 
 
 class PhaseRanking(_Model):
     format: Literal["nlfs.elimination-phase/v1"] = RANKING_FORMAT
-    phase: int
+    phase: Count
     stage: str
     profile: str
     set: dict[str, str] = Field(default_factory=dict)
-    survivors: int  # how many were to survive; fewer when fewer trained usably
+    survivors: Count  # how many were to survive; fewer when fewer trained usably
     ranking: list[Ranked]
     references: list[Reference] = Field(default_factory=list)
     fidelity: Fidelity | None = None
@@ -137,7 +145,7 @@ class LossRecord(_Model):
     id: str
     name: str | None  # the baseline's name (also for a searched loss that is one); else None
     text: str  # the loss as one line (nlfs.genome.describe)
-    surrogate: float | None = None
+    surrogate: Accuracy | None = None
 
 
 Verdict = Literal["win", "tie", "loss", "reference"]
@@ -147,11 +155,11 @@ class HeldOut(_Model):
     """One loss in one cell by the test accuracy at each run's epoch of best validation accuracy
     on the held-out split (not biased upwards), with its own test against the reference."""
 
-    values: list[float]
-    mean: float | None
-    std: float | None
-    n: int
-    p_value: float | None
+    values: list[Accuracy]
+    mean: Accuracy | None
+    std: Spread | None
+    n: Count
+    p_value: Probability | None
     verdict: Verdict
 
 
@@ -160,37 +168,37 @@ class Entry(_Model):
 
     cell: str  # cell id
     loss: str  # genome id
-    values: list[float]  # each usable run's figure: the cell's `figure` (max test or max validation accuracy)
-    failures: int  # runs without a usable result (rejected, failed)
-    statuses: dict[str, int] = Field(default_factory=dict)  # status -> runs
-    mean: float | None
-    std: float | None
-    n: int
-    p_value: float | None  # None for the reference itself and where the test is undefined
+    values: list[Accuracy]  # each usable run's figure: the cell's `figure` (max test or max validation accuracy)
+    failures: Count  # runs without a usable result (rejected, failed)
+    statuses: dict[str, Count] = Field(default_factory=dict)  # status -> runs
+    mean: Accuracy | None
+    std: Spread | None
+    n: Count
+    p_value: Probability | None  # None for the reference itself and where the test is undefined
     verdict: Verdict
     held_out: HeldOut | None = None  # in cells with a held-out validation split (`CellRecord.held_out`)
 
 
 class Counts(_Model):
-    wins: int
-    ties: int
-    losses: int
+    wins: Count
+    ties: Count
+    losses: Count
 
 
 class Tally(_Model):
     loss: str
-    wins: int
-    ties: int
-    losses: int
+    wins: Count
+    ties: Count
+    losses: Count
     held_out: Counts | None = None  # the same by the held-out figure, over the cells that have it
 
 
 class TransferTable(_Model):
     format: Literal["nlfs.transfer-table/v1"] = TABLE_FORMAT
     test: str  # the significance test, in words
-    alpha: float
+    alpha: Probability
     reference: str  # genome id of the reference baseline
-    seeds: list[int]
+    seeds: list[Seed]
     cells: list[CellRecord]
     losses: list[LossRecord]
     entries: list[Entry]
