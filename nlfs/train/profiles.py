@@ -134,6 +134,19 @@ class RuntimeSpec(_Strict):
     time_limit_s: float | None = None  # wall clock; past it the evaluation ends with status timeout
     eval_batch_size: int = 1024
     nan_check_every: int = 25  # steps between NaN/Inf checks (each check syncs a GPU)
+    dtype: Literal["float32", "float64"] = "float32"  # parameters and inputs; float64 for numerical checks
+    # How many genomes one process trains at once on its device (nlfs.train.cohort): auto = 1 on
+    # CPU; on CUDA as many as fit, up to 16, for a one-stage profile of a small network.
+    cohort: int | Literal["auto"] = "auto"
+    compile_backend: str = "inductor"  # torch.compile's backend where `compile` or `compile_loss` is on
+    compile_loss: bool = False  # cohort: torch.compile the members' losses of a step into one function
+    cuda_graphs: bool = False  # cohort on CUDA: replay each training step as one captured CUDA graph
+
+    @model_validator(mode="after")
+    def _cohort_positive(self) -> "RuntimeSpec":
+        if self.cohort != "auto" and self.cohort < 1:
+            raise ValueError(f"cohort must be 'auto' or a positive integer, not {self.cohort}")
+        return self
 
 
 class Profile(_Strict):
