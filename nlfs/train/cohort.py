@@ -1,21 +1,27 @@
 """Cohort training: several genomes trained at once on one device, each with its own network,
 optimiser state, loss, floors, early stop and guards, sharing the input pipeline.
 
-Why one stacked network and not K networks stepped in a loop. The search's surrogates are tiny
-(convolutions of 8 to 48 filters, batch 64 or 128): on a GPU one training step of one network is a
-few hundred kernels of a few microseconds each, so the device waits on kernel launches, not on
-arithmetic. K networks in a Python loop launch K times as many kernels (CUDA streams overlap their
-execution, not their launches), so packing gains little; one network whose parameters are stacked
-along a member axis (`torch.func.functional_call` under `vmap`: a stacked convolution runs as one
-grouped convolution) launches the kernels of one network, each K times larger, and the optimiser
-updates all members with a dozen elementwise kernels over one flat buffer. Measured on CPU,
-where the cost per kernel is also mostly fixed at these sizes (bench/bench_cohort.py): K = 16
-`tiny` networks stacked step about 6 times faster than the same 16 stepped in a loop. The stacked
-step has no host sync, so a CUDA graph can replay it whole (`runtime.cuda_graphs`, unmeasured).
+Why one stacked network, not K networks stepped in a loop. The search's surrogates are tiny
+(convolutions of 8 to 48 filters, batch 64 or 128): on a GPU a training step of one of them is a
+few hundred kernels of a few microseconds each, so the device waits on launches and on the
+Python that issues them, not on arithmetic. K networks in a loop issue K times as many kernels
+(CUDA streams overlap their execution, not their launches), so packing gains little; one network
+whose parameters are stacked along a member axis (`torch.func.functional_call` under `vmap`: a
+stacked convolution runs as one grouped convolution) issues the kernels of one network, each K
+times larger, and the optimiser updates every member with a dozen elementwise kernels over one
+flat buffer (nlfs.train.stacked). Measured on CPU where a kernel's fixed cost dominates as a
+launch does on a GPU (bench/bench_cohort.py part 1: ResNet9V2 on 8x8 inputs, batch 2, one
+thread, best of 5 rounds), a step of all K took 9 / 27 / 81 ms stacked against 22 / 92 / 401 ms
+in a loop for K = 4 / 16 / 64 (2.3x, 3.5x, 4.9x). Where arithmetic dominates, a CPU gains nothing:
+tiny_cnn on digits 1.2x; ResNet9V2 at its real sizes, K = 4, stacked is slower (0.83x at 32x32,
+0.58x at 80x80: the CPU's grouped convolutions do less per second than its dense ones), so
+`auto` is 1 on CPU. On a GPU the bench also times both, eager and captured in a CUDA graph
+(where a loop launches nothing either): if cuDNN's grouped convolutions prove as slow there,
+K networks in one captured graph are the alternative. The stacked step has no host sync, so a
+CUDA graph can replay it whole (`runtime.cuda_graphs`; unmeasured, as is all of the CUDA path).
 What it costs: members must share the step's shapes, so a cohort trains one one-stage profile;
-members that share a seed and a start share the batches; a slot freed mid-epoch idles to the
-epoch's end; and a member's numbers equal its solo run's up to rounding (grouped kernels sum in
-another order), not bit for bit.
+a slot freed mid-epoch idles to the epoch's end; and a member's numbers equal its solo run's up
+to rounding (grouped kernels sum in another order): in float64, to 1e-6 (tests/train).
 
 Pairing with solo runs. A member sees exactly the batches (order and augmentation draws) of its
 solo run with the same seed: members that join together with one seed share one `TrainStream`,
@@ -191,6 +197,13 @@ class _Cohort:
         self._freed.append(member.slot)
         self.collect(MemberResult(member.index, outcome, round(time.monotonic() - member.started, 3)))
 
+    def _fail(self, running: dict[int, _Member], err: Exception) -> None:
+        """Every member of `running` ends `failed` with `err`, as each one's solo run would have: the
+        part that raised (the batch, the stacked network's pass) was theirs together."""
+        for slot, member in list(running.items()):
+            del running[slot]
+            self._leave(member, TrainOutcome("failed", None, _one_line(err), member.outcome.epochs))
+
     def _clear_freed(self) -> None:
         for slot in self._freed:
             if slot not in self.members:
@@ -232,7 +245,11 @@ class _Cohort:
         for step in range(self.steps_per_epoch):
             if not running:
                 break
-            self._step(running)
+            try:
+                self._step(running)
+            except Exception as err:  # noqa: BLE001 - the shared part of the step (batch, network) raised
+                self._fail(running, err)
+                return
             steps = step + 1
             if steps % self.runtime.nan_check_every == 0 or steps == self.steps_per_epoch:
                 finite = torch.isfinite(self.loss_sums).tolist()
@@ -357,9 +374,7 @@ class _Cohort:
         try:
             self._apply(list(losses.values()), index, active, logits, labels)
         except Exception as err:  # noqa: BLE001
-            for slot in losses:
-                member = running.pop(slot)
-                self._leave(member, TrainOutcome("failed", None, _one_line(err), member.outcome.epochs))
+            self._fail({slot: running.pop(slot) for slot in losses}, err)
             return False
         return True
 
@@ -380,7 +395,11 @@ class _Cohort:
         losses = self.loss_sums.tolist()
         corrects = self.corrects.tolist()
         seen = steps * min(self.profile.batch_size, self.data.train_x.shape[0])
-        validated = self._validate(members)
+        try:
+            validated = self._validate(members)
+        except Exception as err:  # noqa: BLE001 - the shared validation pass raised
+            self._fail({m.slot: m for m in members if m.slot in self.members}, err)
+            return
         for member in members:
             if member.slot not in validated:
                 continue  # its loss raised while validating: it has left, failed

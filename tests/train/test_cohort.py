@@ -140,6 +140,27 @@ def test_a_member_whose_loss_raises_fails_alone_with_the_solo_runs_record(solo_r
     _assert_reproduces(results[0].outcome, solo_runs["cross_entropy"])
 
 
+def test_an_error_in_the_shared_network_pass_fails_every_member_with_the_epochs_it_had(monkeypatch):
+    from nlfs.train import cohort
+
+    forward, calls = cohort._Cohort._forward, []
+
+    def breaks_in_epoch_2(self, x, per_slot):
+        if self.net.base.training:
+            calls.append(1)
+            if len(calls) > PROFILE.steps_per_epoch:
+                raise RuntimeError("CUDA out of memory (simulated)")
+        return forward(self, x, per_slot)
+
+    monkeypatch.setattr(cohort._Cohort, "_forward", breaks_in_epoch_2)
+    runtime, data = _setup(PROFILE)
+    results = train_cohort(PROFILE, data, [CohortJob(n, _loss(n), 0) for n in LOSSES[:2]], slots=2, runtime=runtime)
+    for result in results:
+        outcome = result.outcome
+        assert (outcome.status, outcome.fitness, len(outcome.epochs)) == ("failed", None, 1)
+        assert outcome.reason == "RuntimeError: CUDA out of memory (simulated)"
+
+
 def test_a_loss_that_is_not_a_scalar_fails_its_member_as_it_fails_a_solo_run():
     runtime, data = _setup(PROFILE)
     per_sample = nn.CrossEntropyLoss(reduction="none")
@@ -165,6 +186,15 @@ def test_members_of_different_seeds_each_see_their_own_solo_runs_batches():
     for result, seed in zip(results, (0, 5)):
         _assert_reproduces(result.outcome, train(PROFILE, data, _loss("cross_entropy"), seed=seed, runtime=runtime))
     assert results[0].outcome.epochs[0].train_loss != results[1].outcome.epochs[0].train_loss
+
+
+def test_members_that_start_together_with_one_seed_draw_their_solo_runs_dropout_masks():
+    profile = _profile(**{"model.dropout": 0.3, "epochs": 2})
+    runtime, data = _setup(profile)
+    results = train_cohort(profile, data, [CohortJob(n, _loss(n, profile), 0) for n in LOSSES[:2]], slots=2,
+                           runtime=runtime)
+    for name, result in zip(LOSSES[:2], results):
+        _assert_reproduces(result.outcome, train(profile, data, _loss(name, profile), seed=0, runtime=runtime))
 
 
 @pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")  # GenomeLoss's identity cache
