@@ -459,7 +459,9 @@ class _StepPlan:
     """The training step of one composition of members: its static index tensors, its members'
     losses compiled into one function (`runtime.compile_loss`), and its CUDA graph
     (`runtime.cuda_graphs`), captured after a few eager steps and replayed until a member comes
-    or goes. A captured step reads its batch from static buffers the replay copies into."""
+    or goes. A captured step reads its batch from static buffers the replay copies into.
+    torch.compile traces the losses again for each composition, up to dynamo's recompile limit;
+    past it they run eagerly, as they do without the option."""
 
     def __init__(self, key, members: list[_Member], per_slot: bool, cohort: _Cohort):
         self.key, self.members, self.per_slot, self.cohort = key, members, per_slot, cohort
