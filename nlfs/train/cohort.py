@@ -45,6 +45,7 @@ import torch
 from nlfs.result import EpochMetrics
 from nlfs.train.augment import build_augmentation
 from nlfs.train.cohort_size import one_stage
+from nlfs.train.cohort_step import GRAPH_WARMUP, StepPlan
 from nlfs.train.data import DataSplit
 from nlfs.train.loop import (LossFn, Runtime, TrainOutcome, TrainStream, _finish, _finite_or_none, _one_line,
                              _stop_breach, build_model, eval_input, loss_precision, schedule_steps, steps_per_epoch)
@@ -139,7 +140,7 @@ class _Cohort:
         self.groups: dict[tuple[int, int], _Group] = {}  # (seed, epoch boundary joined at) -> group
         self.epochs_run = 0
         self._functions: dict = {}
-        self._step_plan: _StepPlan | None = None
+        self._step_plan: StepPlan | None = None
         self._freed: list[int] = []  # slots to zero before the next step
 
     # ---- membership -----------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class _Cohort:
         return torch.autocast(self.runtime.device.type, dtype=self.runtime.amp_dtype,
                               cache_enabled=not self.runtime.cuda_graphs)
 
-    def _forward(self, x: torch.Tensor, per_slot: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, per_slot: bool) -> torch.Tensor:
         key = ("train" if self.net.base.training else "eval", per_slot)
         if key not in self._functions:
             fn = self.net.function(per_slot)
@@ -303,11 +304,11 @@ class _Cohort:
         labels = torch.stack([g.labels for g in groups]).index_select(0, index)
         return x, True, labels
 
-    def _plan(self, running: dict[int, _Member], per_slot: bool) -> "_StepPlan":
+    def _plan(self, running: dict[int, _Member], per_slot: bool) -> StepPlan:
         """The step of this composition of members (made once, until a member comes or goes)."""
         key = (tuple((slot, id(m)) for slot, m in sorted(running.items())), per_slot)
         if self._step_plan is None or self._step_plan.key != key:
-            self._step_plan = _StepPlan(key, [m for _, m in sorted(running.items())], per_slot, self)
+            self._step_plan = StepPlan(key, [m for _, m in sorted(running.items())], per_slot, self)
         return self._step_plan
 
     def _step(self, running: dict[int, _Member]) -> None:
@@ -320,7 +321,7 @@ class _Cohort:
         x, per_slot, labels = self._batch(running)
         plan = self._plan(running, per_slot)
         targets = {m.group: m.group.target for m in plan.members}
-        if plan.capturable and plan.graph is None and plan.steps >= _GRAPH_WARMUP:
+        if plan.capturable and plan.graph is None and plan.steps >= GRAPH_WARMUP:
             try:
                 plan.capture(x, labels, targets)
             except Exception:  # noqa: BLE001 - capture records and runs nothing: run the step eagerly
@@ -331,7 +332,7 @@ class _Cohort:
             return
         fast = plan.steps > 0 and (plan.losses is not None or plan.capturable)
         with plan.warmup_stream() if fast else contextlib.nullcontext():
-            logits = self._forward(x, per_slot)  # [S, B, K]
+            logits = self.forward(x, per_slot)  # [S, B, K]
             losses = None
             if fast:
                 try:
@@ -362,7 +363,7 @@ class _Cohort:
 
     def _applied(self, running: dict[int, _Member], losses: dict[int, torch.Tensor], logits: torch.Tensor,
                  labels: torch.Tensor) -> bool:
-        """`_apply` for the members in `losses`; if it raises, every one of them fails (the backward
+        """`apply` for the members in `losses`; if it raises, every one of them fails (the backward
         pass is theirs together, so the error cannot be put on one)."""
         dev = self.runtime.device
         plan = self._step_plan
@@ -372,13 +373,13 @@ class _Cohort:
             index = torch.tensor(list(losses), device=dev)
             active = torch.zeros(self.net.slots, dtype=torch.float64, device=dev).index_fill_(0, index, 1.0)
         try:
-            self._apply(list(losses.values()), index, active, logits, labels)
+            self.apply(list(losses.values()), index, active, logits, labels)
         except Exception as err:  # noqa: BLE001
             self._fail({slot: running.pop(slot) for slot in losses}, err)
             return False
         return True
 
-    def _apply(self, losses: list[torch.Tensor], index: torch.Tensor, active: torch.Tensor, logits: torch.Tensor,
+    def apply(self, losses: list[torch.Tensor], index: torch.Tensor, active: torch.Tensor, logits: torch.Tensor,
                labels: torch.Tensor) -> None:
         """Backward through every member's loss, one optimiser step of the `active` [S] slots,
         and the epoch's sums: losses at `index` [n], correct predictions [S]. No host sync."""
@@ -434,7 +435,7 @@ class _Cohort:
         try:
             with torch.no_grad():
                 for xs, ys in zip(torch.split(self.data.val_x, bs), torch.split(self.data.val_y, bs)):
-                    logits = self._forward(eval_input(inputs, xs, self.size, self.runtime.dtype), False)
+                    logits = self.forward(eval_input(inputs, xs, self.size, self.runtime.dtype), False)
                     for member in members:
                         if member.slot not in sums:
                             continue
@@ -450,80 +451,3 @@ class _Cohort:
         n = self.data.val_x.shape[0]
         counts = correct.tolist()
         return {slot: (_finite_or_none(total.item() / n), counts[slot] / n) for slot, total in sums.items()}
-
-
-_GRAPH_WARMUP = 3  # eager steps of a composition before its CUDA graph is captured
-
-
-class _StepPlan:
-    """The training step of one composition of members: its static index tensors, its members'
-    losses compiled into one function (`runtime.compile_loss`), and its CUDA graph
-    (`runtime.cuda_graphs`), captured after a few eager steps and replayed until a member comes
-    or goes. A captured step reads its batch from static buffers the replay copies into.
-    torch.compile traces the losses again for each composition, up to dynamo's recompile limit;
-    past it they run eagerly, as they do without the option."""
-
-    def __init__(self, key, members: list[_Member], per_slot: bool, cohort: _Cohort):
-        self.key, self.members, self.per_slot, self.cohort = key, members, per_slot, cohort
-        dev = cohort.runtime.device
-        self.index = torch.tensor([m.slot for m in members], device=dev)
-        self.active = torch.zeros(cohort.net.slots, dtype=torch.float64, device=dev).index_fill_(0, self.index, 1.0)
-        self.steps = 0  # steps this composition has taken
-        self.losses = None
-        if cohort.runtime.compile_loss:
-            fns = [(m.slot, m.job.loss_fn) for m in members]
-
-            def losses(logits: torch.Tensor, *targets: torch.Tensor) -> list[torch.Tensor]:
-                return [fn(loss_precision(logits[slot]), t) for (slot, fn), t in zip(fns, targets)]
-
-            self.losses = torch.compile(losses, backend=cohort.runtime.compile_backend, dynamic=False)
-        self.capturable = cohort.runtime.cuda_graphs and dev.type == "cuda"  # Runtime sets it on CUDA only
-        self.graph = None
-        self._side = None
-
-    def member_losses(self, logits: torch.Tensor, targets: dict) -> dict[int, torch.Tensor]:
-        """slot -> loss of each member, unguarded (every one has worked on an earlier step)."""
-        order = [targets[m.group] for m in self.members]
-        if self.losses is not None:
-            values = self.losses(logits, *order)
-        else:
-            values = [m.job.loss_fn(loss_precision(logits[m.slot]), t) for m, t in zip(self.members, order)]
-        return {m.slot: v for m, v in zip(self.members, values)}
-
-    def run(self, x: torch.Tensor, labels: torch.Tensor, targets: dict) -> None:
-        """The whole step with no host sync, as a CUDA graph captures it."""
-        logits = self.cohort._forward(x, self.per_slot)
-        losses = self.member_losses(logits, targets)
-        self.cohort._apply(list(losses.values()), self.index, self.active, logits, labels)
-
-    def warmup_stream(self):
-        """Eager steps before a capture run on a side stream, as CUDA graph capture asks."""
-        if not self.capturable:
-            return contextlib.nullcontext()
-        if self._side is None:
-            self._side = torch.cuda.Stream(self.cohort.runtime.device)
-        self._side.wait_stream(torch.cuda.current_stream())
-        return _then_join(torch.cuda.stream(self._side), self._side)
-
-    def capture(self, x: torch.Tensor, labels: torch.Tensor, targets: dict) -> None:
-        self.static_x, self.static_labels = x.clone(), labels.clone()
-        self.static_targets = {g: t.clone() for g, t in targets.items()}
-        torch.cuda.current_stream().synchronize()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.run(self.static_x, self.static_labels, self.static_targets)
-        self.graph = graph
-
-    def replay(self, x: torch.Tensor, labels: torch.Tensor, targets: dict) -> None:
-        self.static_x.copy_(x)
-        self.static_labels.copy_(labels)
-        for group, target in targets.items():
-            self.static_targets[group].copy_(target)
-        self.graph.replay()
-
-
-@contextlib.contextmanager
-def _then_join(context, side):
-    with context:
-        yield
-    torch.cuda.current_stream().wait_stream(side)

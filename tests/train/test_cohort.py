@@ -143,7 +143,7 @@ def test_a_member_whose_loss_raises_fails_alone_with_the_solo_runs_record(solo_r
 def test_an_error_in_the_shared_network_pass_fails_every_member_with_the_epochs_it_had(monkeypatch):
     from nlfs.train import cohort
 
-    forward, calls = cohort._Cohort._forward, []
+    forward, calls = cohort._Cohort.forward, []
 
     def breaks_in_epoch_2(self, x, per_slot):
         if self.net.base.training:
@@ -152,7 +152,7 @@ def test_an_error_in_the_shared_network_pass_fails_every_member_with_the_epochs_
                 raise RuntimeError("CUDA out of memory (simulated)")
         return forward(self, x, per_slot)
 
-    monkeypatch.setattr(cohort._Cohort, "_forward", breaks_in_epoch_2)
+    monkeypatch.setattr(cohort._Cohort, "forward", breaks_in_epoch_2)
     runtime, data = _setup(PROFILE)
     results = train_cohort(PROFILE, data, [CohortJob(n, _loss(n), 0) for n in LOSSES[:2]], slots=2, runtime=runtime)
     for result in results:
