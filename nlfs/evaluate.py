@@ -82,12 +82,66 @@ def evaluate(loss, profile: Profile, *, genome_id: str | None = None, stage: str
     data = load_dataset(profile.dataset, runtime.device)
     outcome = train(profile, data, module.to(runtime.device), seed=seed, runtime=runtime, log=log,
                     label=genome_id)
+    return _record(genome_id, text, stage, profile, outcome, round(time.monotonic() - started, 3), runtime, seed)
+
+
+def _record(genome_id: str, text: str, stage: str, profile: Profile, outcome, seconds: float, runtime,
+            seed: int) -> ResultRecord:
+    """The record of one training (`nlfs.train.loop.TrainOutcome`), solo or in a cohort alike."""
     return ResultRecord(
         genome_id=genome_id, loss=text, stage=stage, profile=profile.name, profile_hash=profile.hash,
         status=outcome.status, fitness=outcome.fitness, reason=outcome.reason, epochs=outcome.epochs,
-        seconds=round(time.monotonic() - started, 3), device=runtime.describe(), seed=seed,
-        versions=versions(),
+        seconds=seconds, device=runtime.describe(), seed=seed, versions=versions(),
     )
+
+
+def evaluate_many(losses: list[tuple[str, object]], profile: Profile, *, slots: int, stage: str = "main",
+                  seed: int | None = None, log: Callable[[str], None] | None = None,
+                  on_record: Callable[[ResultRecord], None] | None = None) -> list[ResultRecord]:
+    """`evaluate` for each (genome id, loss), trained `slots` at a time in one cohort on one
+    device (nlfs.train.cohort; a one-stage profile). Each record has the form of a solo
+    evaluation's; `on_record` receives each as its training ends. Records in the order given."""
+    from nlfs.train.cohort import CohortJob, train_cohort
+    from nlfs.train.data import load_dataset
+    from nlfs.train.loop import Runtime
+
+    seed = profile.seed if seed is None else seed
+    configure_threads(profile)
+    runtime = Runtime.resolve(profile.runtime)
+    resolved = [(genome_id, *resolve_loss(loss, profile.loss)) for genome_id, loss in losses]
+    data = load_dataset(profile.dataset, runtime.device)
+    jobs = [CohortJob(genome_id or default_id, module.to(runtime.device), seed)
+            for genome_id, module, _, default_id in resolved]
+    records: dict[int, ResultRecord] = {}
+
+    def done(result) -> None:
+        job, text = jobs[result.index], resolved[result.index][2]
+        record = _record(job.label, text, stage, profile, result.outcome, result.seconds, runtime, seed)
+        records[result.index] = record
+        if on_record is not None:
+            on_record(record)
+
+    train_cohort(profile, data, jobs, slots=slots, runtime=runtime, log=log, on_result=done)
+    return [records[i] for i in range(len(jobs))]
+
+
+def cohort_slots(profile: Profile, requested: int | str | None, waiting: int,
+                 log: Callable[[str], None] | None = None) -> int:
+    """How many genomes to train at once under `profile`: `requested` (the command line's
+    --cohort) or else the profile's `runtime.cohort`, never more than are `waiting`."""
+    from nlfs.train.cohort_size import cohort_size
+    from nlfs.train.data import load_dataset
+    from nlfs.train.loop import Runtime
+
+    choice = profile.runtime.cohort if requested is None else requested
+    if waiting <= 1 or choice == 1:
+        return 1
+    runtime = Runtime.resolve(profile.runtime)
+    data = load_dataset(profile.dataset, runtime.device) if choice == "auto" and runtime.device.type == "cuda" else None
+    slots, why = cohort_size(profile, runtime, choice, data)
+    if why and log is not None:
+        log(f"cohort of {slots} for profile {profile.name}: {why}")
+    return max(1, min(slots, waiting))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,13 +185,18 @@ def gate_failed_record(genome_id: str, text: str, stage: str, profile: Profile, 
 
 
 def evaluate_in_run(store, stage: str, genome_ids: list[str], plan: StagePlan | Profile, *,
-                    seed: int | None = None, log: Callable[[str], None] | None = None) -> list[ResultRecord]:
+                    seed: int | None = None, log: Callable[[str], None] | None = None,
+                    cohort: int | str | None = None) -> list[ResultRecord]:
     """Evaluate genomes of a run and write each record create-only to results/<stage>/<id>.json.
 
     With a gate, the gate's record goes to results/gate/<id>.json first (a retried pod reuses
     it), and the main run is trained only if the gate passed. A result already in the store is
     skipped (a retried pod repeats no work) and not returned. Every genome is read and checked
     against its id before any training starts (a planted file is a user error, never trained).
+
+    `cohort` (None: each profile's `runtime.cohort`; "auto" or a count) trains several genomes
+    at once on the device: every gate first, then the main runs of those that passed, each
+    record written as its training ends.
     """
     from nlfs.runs import Run
     from nlfs.store import layout
@@ -152,6 +211,9 @@ def evaluate_in_run(store, stage: str, genome_ids: list[str], plan: StagePlan | 
             say(f"genome {genome_id} skipped: {layout.result_key(stage, genome_id)} exists")
             continue
         todo.append((genome_id, run.genome(genome_id).validate(source=f"{run.uri}/{layout.genome_key(genome_id)}")))
+    gate_slots = 1 if plan.gate is None else cohort_slots(plan.gate, cohort, len(todo), log)
+    if max(gate_slots, cohort_slots(plan.profile, cohort, len(todo), log)) > 1:
+        return _evaluate_cohorts(run, stage, todo, plan, cohort, seed, log)
     records = []
     for genome_id, genome in todo:
         record = None
@@ -191,3 +253,54 @@ def _store_once(run, record: ResultRecord) -> ResultRecord:
         raise NlfsError(f"{run.uri}/{key} can be neither created nor read (is something else stored "
                         f"under that key?); remove it to let genome {record.genome_id} be evaluated")
     return theirs
+
+
+def _evaluate_cohorts(run, stage: str, todo: list, plan: StagePlan, cohort, seed: int | None,
+                      log: Callable[[str], None] | None) -> list[ResultRecord]:
+    """evaluate_in_run's work with cohorts: the gates that are missing, then the main runs of the
+    genomes whose gate passed; each record stored as soon as its training ends."""
+    from nlfs.store import layout
+
+    say = log or (lambda line: None)
+    mine: dict[str, ResultRecord] = {}  # main-stage records this call stored
+
+    def store_main(record: ResultRecord) -> None:
+        stored = _store_once(run, record)
+        if stored is record:
+            mine[record.genome_id] = record
+        else:
+            say(f"genome {record.genome_id}: {layout.result_key(stage, record.genome_id)} was written by another "
+                f"worker meanwhile; kept theirs")
+
+    def gate_known(gate: ResultRecord) -> None:
+        say(f"genome {gate.genome_id} gate {gate.status}" + (f" ({gate.reason})" if gate.reason else ""))
+        if not gate.usable:
+            store_main(gate_failed_record(gate.genome_id, gate.loss, stage, plan.profile, gate))
+
+    passed = todo
+    if plan.gate is not None:
+        gates = {genome_id: run.result(GATE_STAGE, genome_id) for genome_id, _ in todo}
+        for genome_id, _ in todo:
+            if gates[genome_id] is not None:
+                gate_known(gates[genome_id])  # a retried pod reuses it
+        missing = [(genome_id, genome) for genome_id, genome in todo if gates[genome_id] is None]
+
+        def gate_done(gate: ResultRecord) -> None:
+            gates[gate.genome_id] = _store_once(run, gate)
+            gate_known(gates[gate.genome_id])
+
+        _train(missing, plan.gate, GATE_STAGE, cohort, seed, log, gate_done)
+        passed = [(genome_id, genome) for genome_id, genome in todo if gates[genome_id].usable]
+    _train(passed, plan.profile, stage, cohort, seed, log, store_main)
+    return [mine[genome_id] for genome_id, _ in todo if genome_id in mine]
+
+
+def _train(todo: list, profile: Profile, stage: str, cohort, seed: int | None, log, on_record) -> None:
+    """Train `todo` (genome id, genome) under `profile`, in a cohort where it gets more than one
+    slot, else one after another; `on_record` receives each record as its training ends."""
+    slots = cohort_slots(profile, cohort, len(todo))
+    if slots > 1:
+        evaluate_many(todo, profile, slots=slots, stage=stage, seed=seed, log=log, on_record=on_record)
+        return
+    for genome_id, genome in todo:
+        on_record(evaluate(genome, profile, genome_id=genome_id, stage=stage, seed=seed, log=log))

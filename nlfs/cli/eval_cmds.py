@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nlfs.cli.common import seed
+from nlfs.cli.common import positive_int, seed
 
 
 def register(subparsers) -> None:
@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a profile field, e.g. optimizer.lr=0.01 (repeatable)")
     p.add_argument("--seed", type=seed, default=None, help="training seed (default: the profile's)")
+    p.add_argument("--cohort", type=_cohort, default=None, metavar="auto|N",
+                   help="with --run: train N genomes at once on the device, or auto (1 on CPU; default: "
+                        "the profile's runtime.cohort, for the gate's profile too)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the record(s) here, not stdout")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
     p.set_defaults(func=_evaluate)
@@ -47,6 +50,11 @@ def register(subparsers) -> None:
                        help="local root holding the files (default: the cache; see --download)")
     stage.add_argument("--download", action="store_true", help="download with torchvision first (needs internet)")
     stage.set_defaults(func=_data_stage)
+
+
+def _cohort(text: str):
+    """argparse type of --cohort: "auto" or a positive integer."""
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def _summary(record) -> str:
@@ -72,10 +80,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         store = open_store(args.run)
         plan = (StagePlan(load_profile(args.profile, overrides)) if args.profile
                 else stage_plan(store, args.stage, overrides))
-        records = evaluate_in_run(store, args.stage, args.genome, plan, seed=args.seed, log=log)
+        records = evaluate_in_run(store, args.stage, args.genome, plan, seed=args.seed, log=log, cohort=args.cohort)
     else:
         if args.genome:
             raise NlfsError("--genome needs --run; give genome files with --loss")
+        if args.cohort is not None:
+            raise NlfsError("--cohort goes with --run (the genomes of a run's stage)")
         from nlfs.evaluate import evaluate, resolve_loss
 
         profile = load_profile(args.profile or "tiny", overrides)

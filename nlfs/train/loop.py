@@ -39,6 +39,10 @@ class Runtime:
     eval_batch_size: int
     time_limit_s: float | None
     nan_check_every: int
+    dtype: torch.dtype = torch.float32  # parameters and model inputs
+    compile_backend: str = "inductor"
+    compile_loss: bool = False
+    cuda_graphs: bool = False
 
     @classmethod
     def resolve(cls, spec: RuntimeSpec) -> "Runtime":
@@ -52,7 +56,8 @@ class Runtime:
         amp = torch.bfloat16 if (spec.amp == "bf16" or (spec.amp == "auto" and on_cuda)) else None
         channels_last = on_cuda if spec.channels_last is None else spec.channels_last
         return cls(device, amp, channels_last, spec.compile, spec.eval_batch_size, spec.time_limit_s,
-                   max(1, spec.nan_check_every))
+                   max(1, spec.nan_check_every), getattr(torch, spec.dtype), spec.compile_backend,
+                   spec.compile_loss, spec.cuda_graphs and on_cuda)
 
     def describe(self) -> str:
         if self.device.type == "cuda":
@@ -97,6 +102,53 @@ class _Inputs:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
+class TrainStream:
+    """A run's training batches: the seeded batch order and augmentation draws of `seed`, and the
+    input pipeline. Two runs with one seed draw the same batches, whatever their loss."""
+
+    def __init__(self, profile: Profile, data: DataSplit, seed: int, runtime: Runtime):
+        dev = runtime.device
+        self.data, self.dtype = data, runtime.dtype
+        self.batches = BatchStream(profile.batching, data.train_x.shape[0], profile.batch_size, seed, dev)
+        self.rng = AugmentRNG.seeded(seed + 1, dev)
+        self.inputs = _Inputs(data, runtime, profile.input)
+
+    def next(self, augment, size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next step's model input [B, C, size, size] and targets ([B] int64 or [B, K] float)."""
+        idx = self.batches.next()
+        x = self.inputs.prepare(self.data.train_x[idx], size, uint8=takes_uint8(augment))
+        x, target = augment(x, self.data.train_y[idx], self.rng)
+        return self.inputs.finish(x).to(self.dtype), target
+
+
+def eval_input(inputs: _Inputs, x: torch.Tensor, size: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """Validation images [B, C, H, W] -> model input [B, C, size, size] (never augmented)."""
+    return inputs.finish(inputs.prepare(x, size)).to(dtype)
+
+
+def build_model(profile: Profile, data: DataSplit, seed: int, runtime: Runtime) -> torch.nn.Module:
+    """The profile's network as a run seeded `seed` initialises it, on the runtime's device, dtype
+    and memory format. Leaves the global RNG where the initialisation left it (dropout draws next)."""
+    torch.manual_seed(seed)
+    model = create_model(profile.model, num_classes=data.num_classes, in_channels=data.in_channels)
+    model = model.to(device=runtime.device, dtype=runtime.dtype)
+    return model.to(memory_format=torch.channels_last) if runtime.channels_last else model
+
+
+def steps_per_epoch(profile: Profile, data: DataSplit) -> int:
+    return profile.steps_per_epoch or max(1, data.train_x.shape[0] // profile.batch_size)
+
+
+def schedule_steps(profile: Profile, per_epoch: int) -> int:
+    """The step count the schedule spans: one schedule over the whole run, across stages (METHOD.md 5)."""
+    return profile.schedule.total_steps or per_epoch * profile.epochs
+
+
+def loss_precision(logits: torch.Tensor) -> torch.Tensor:
+    """Logits as losses read them: at least float32, since eps guards vanish in bf16."""
+    return logits if logits.dtype == torch.float64 else logits.float()
+
+
 def _one_line(err: BaseException) -> str:
     text = " ".join(f"{type(err).__name__}: {err}".split())
     return text[:300]
@@ -139,22 +191,15 @@ class _Trainer:
     """The state of one training run: model, optimiser, schedule, batch stream, RNG."""
 
     def __init__(self, profile: Profile, data: DataSplit, loss_fn: LossFn, seed: int, runtime: Runtime):
-        dev = runtime.device
         self.profile, self.data, self.loss_fn, self.runtime = profile, data, loss_fn, runtime
-        torch.manual_seed(seed)  # model initialisation
-        self.model = create_model(profile.model, num_classes=data.num_classes, in_channels=data.in_channels).to(dev)
-        if runtime.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.forward = torch.compile(self.model) if runtime.compile else self.model
+        self.model = build_model(profile, data, seed, runtime)
+        self.forward = torch.compile(self.model, backend=runtime.compile_backend) if runtime.compile else self.model
         self.optimizer = build_optimizer(profile.optimizer, self.model.parameters())
-        n_train = data.train_x.shape[0]
-        self.steps_per_epoch = profile.steps_per_epoch or max(1, n_train // profile.batch_size)
-        # One schedule over the whole run: the step count runs on across stages (METHOD.md 5).
-        self.total_steps = profile.schedule.total_steps or self.steps_per_epoch * profile.epochs
+        self.steps_per_epoch = steps_per_epoch(profile, data)
+        self.total_steps = schedule_steps(profile, self.steps_per_epoch)
         self.global_step = 0
-        self.batches = BatchStream(profile.batching, n_train, profile.batch_size, seed, dev)
-        self.rng = AugmentRNG.seeded(seed + 1, dev)
-        self.inputs = _Inputs(data, runtime, profile.input)
+        self.stream = TrainStream(profile, data, seed, runtime)
+        self.inputs = self.stream.inputs
 
     def set_lr(self) -> None:
         """The learning rate of the coming step, from the run's global step count."""
@@ -175,12 +220,10 @@ class _Trainer:
         seen, steps, stop = 0, 0, None
         self.model.train()
         for step in range(self.steps_per_epoch):
-            idx = self.batches.next()
-            x = self.inputs.prepare(self.data.train_x[idx], size, uint8=takes_uint8(augment))
-            x, target = augment(x, self.data.train_y[idx], self.rng)
+            x, target = self.stream.next(augment, size)
             with self.autocast():
-                logits = self.forward(self.inputs.finish(x))
-            logits = logits.float()  # losses run in float32: their eps guards vanish in bf16
+                logits = self.forward(x)
+            logits = loss_precision(logits)
             loss = self.loss_fn(logits, target)
             if loss.dim() != 0:
                 raise ValueError(f"the loss returned shape {tuple(loss.shape)}, expected a scalar")
@@ -191,7 +234,7 @@ class _Trainer:
             self.global_step += 1
             loss_sum += loss.detach()
             correct += _accuracy_count(logits.detach(), target)
-            seen, steps = seen + idx.shape[0], step + 1
+            seen, steps = seen + target.shape[0], step + 1
             if steps % self.runtime.nan_check_every == 0 or steps == self.steps_per_epoch:
                 if not torch.isfinite(loss_sum).item():
                     return float("nan"), 0.0, _Diverged
@@ -212,8 +255,8 @@ class _Trainer:
         with torch.no_grad():
             for xs, ys in zip(torch.split(x, bs), torch.split(y, bs)):
                 with self.autocast():
-                    logits = self.forward(self.inputs.finish(self.inputs.prepare(xs, size)))
-                logits = logits.float()
+                    logits = self.forward(eval_input(self.inputs, xs, size, self.runtime.dtype))
+                logits = loss_precision(logits)
                 loss_sum += self.loss_fn(logits, ys).detach() * ys.shape[0]
                 correct += _accuracy_count(logits, ys)
         n = x.shape[0]

@@ -181,6 +181,13 @@ class RuntimeSpec(_Strict):
     time_limit_s: NonNegativeFloat | None = None  # wall clock; past it the evaluation ends with status timeout
     eval_batch_size: Positive = 1024
     nan_check_every: Positive = 25  # steps between NaN/Inf checks (each check syncs a GPU)
+    dtype: Literal["float32", "float64"] = "float32"  # parameters and inputs; float64 for numerical checks
+    # How many genomes one process trains at once on its device (nlfs.train.cohort): auto = 1 on
+    # CPU; on CUDA as many as fit, up to 16, for a one-stage profile of a small network.
+    cohort: Positive | Literal["auto"] = "auto"
+    compile_backend: str = "inductor"  # torch.compile's backend where `compile` or `compile_loss` is on
+    compile_loss: bool = False  # cohort: torch.compile the members' losses of a step into one function
+    cuda_graphs: bool = False  # cohort on CUDA: replay each training step as one captured CUDA graph
 
 
 class Profile(_Strict):

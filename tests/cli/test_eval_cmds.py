@@ -196,3 +196,32 @@ def test_a_result_key_that_can_be_neither_read_nor_created_is_an_error_not_a_sil
     (tmp_path / "run" / "results" / "main" / f"{ce}.json").mkdir(parents=True)  # a directory at the key
     code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce, "--quiet")
     assert code == 2 and "can be neither created nor read" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cohort_flag_trains_the_genomes_of_a_gated_run_together(capsys, store):
+    _init_gated_run(store)
+    ce, flat = Genome.from_json(CE).id, Genome.from_json(FLAT).id
+    code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce, "--genome", flat,
+                         "--cohort", "2")
+    assert code == 0
+    records = {r.genome_id: r for r in map(ResultRecord.from_json, out.splitlines())}
+    assert records[ce].status == "ok" and len(records[ce].epochs) == 1
+    assert records[flat].status == "gate_failed"
+    assert ResultRecord.from_json(store.get(layout.result_key("gate", flat)).data).status == "rejected"
+    # one cohort: both gates' first epochs before either gate's second
+    lines = [line.split()[1] + ":" + line.split()[3] for line in err.splitlines() if " epoch " in line]
+    assert lines[:4] == [f"{ce}:1", f"{flat}:1", f"{ce}:2", f"{flat}:2"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--run", "r", "--stage", "main", "--genome", "g", "--cohort", "0"], "--cohort: must be at least 1, got 0"),
+    (["--run", "r", "--stage", "main", "--genome", "g", "--cohort", "many"], "--cohort: not an integer: 'many'"),
+    (["--loss", "cross_entropy", "--cohort", "2"], "--cohort goes with --run"),
+])
+def test_a_bad_cohort_is_a_one_line_error(capsys, argv, needle):
+    try:
+        code = cli.main(["evaluate", *argv])
+    except SystemExit as exit_:  # argparse's own exit, one line through nlfs's parser
+        code = exit_.code
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and needle in err and len(err.strip().splitlines()) == 1
