@@ -94,19 +94,36 @@ def tournament(population: list[Member], size: int, rng: np.random.Generator) ->
 
 
 def make_child(parent: Genome, known: KnownLosses, rng: np.random.Generator,
-               attempts: int, readings: tuple[str, ...] = ("log_softmax",)) -> Genome | None:
+               attempts: int, readings: tuple[str, ...] = ("log_softmax",),
+               rejected: set | None = None) -> Genome | None:
     """Mutate `parent` until the child passes every check, at most `attempts` times.
 
     The child's sign is decided afresh by its own check (METHOD.md 7: the authors' child
     inherits its parent's flip); None when no mutant passes (the authors train the last invalid
     one; here it counts as a failed training).
+
+    `rejected` remembers the functions already refused while `known` only grows (one step's
+    children): a parent's neighbourhood is small, so the same mutant comes up again and again,
+    and a function refused once is refused again. Every attempt still draws its mutation, so
+    the outcome is the same with or without it.
     """
+    rejected = set() if rejected is None else rejected
     for _ in range(attempts):
         child = mutate(parent, rng)
+        key = _function_key(child)
+        if key in rejected:
+            continue
         verdict = check(child, known, readings=readings)
         if verdict.accepted:
             return child.with_sign(verdict.sign)
+        rejected.add(key)
     return None
+
+
+def _function_key(genome: Genome) -> tuple:
+    """What the integrity check's verdict depends on: operators, inputs, output and smoothing
+    (not the dormant operators, nor the sign, which the check decides)."""
+    return (tuple((n.op, n.inputs) for n in genome.nodes), genome.output, genome.label_smoothing)
 
 
 def age(population: list[Member], child: Member, capacity: int) -> list[Member]:
@@ -232,6 +249,7 @@ def _children(state: State, config: SearchConfig, retries: list[Slot], readings:
     its trainings without training (METHOD.md 7) and is drawn again at once from the same parent.
     """
     known = KnownLosses(Genome.from_json(m.genome) for m in state.population)
+    rejected: set = set()  # functions refused this step; `known` only grows meanwhile
     slots: list[Slot] = []
     plans: list[tuple[int, int, str, dict]] = [
         (r.child, r.attempt + 1, r.parent, r.parent_genome) for r in retries]
@@ -247,7 +265,7 @@ def _children(state: State, config: SearchConfig, retries: list[Slot], readings:
                 state.counters.remutations += 1
             rng = rng_for(config, _CHILD, child_no, attempt + 1)
             child = make_child(Genome.from_json(parent_genome), known, rng, config.max_mutation_attempts,
-                               readings)
+                               readings, rejected)
             if child is None:
                 state.counters.mutation_failures += 1
                 attempt += 1
