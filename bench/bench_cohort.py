@@ -31,6 +31,7 @@ import time
 
 import numpy as np
 import torch
+from benchkit import pick_device  # bench/ is on sys.path when a bench runs as a script
 
 # The runtime options each variant sets on top of the profiles' own (on CUDA: bf16 autocast and
 # channels_last, runtime.amp/channels_last auto).
@@ -323,11 +324,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default=None, help="also write every number here as JSON")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
-    device = torch.device("cuda" if cuda else "cpu")
-    name = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    device, name = pick_device(args.device, args.threads)
+    cuda = device.type == "cuda"
     print(f"device: {name}; torch {torch.__version__}")
     if args.check:
         if not cuda:

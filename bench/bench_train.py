@@ -25,6 +25,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from benchkit import pick_device  # bench/ is on sys.path when a bench runs as a script
 
 
 def _sync(device: torch.device) -> None:
@@ -205,11 +206,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", action="store_true", help="also print the numbers as one JSON line")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cuda = torch.cuda.is_available() and args.device in ("auto", "cuda")
-    device = torch.device("cuda" if cuda else "cpu")
-    name = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    device, name = pick_device(args.device, args.threads)
     print(f"device: {name}; torch {torch.__version__}")
 
     steps = bench_step(device, args.steps, args.rounds, batch=64, size=80)

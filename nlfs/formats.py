@@ -168,9 +168,20 @@ def load_yaml(text: str | bytes | None, source: str) -> Any:
     """The one YAML reader: safe types only, no duplicate keys, bounded size; NlfsError otherwise."""
     if text is None:
         return None
+    return _load(lambda t: yaml.load(t, Loader=_StrictLoader), text, source)  # noqa: S506 - a SafeLoader
+
+
+def load_yaml_documents(text: str | bytes, source: str) -> list:
+    """Every document of a multi-document YAML text (Kubernetes manifests), read as `load_yaml`
+    reads one; empty documents left out."""
+    docs = _load(lambda t: list(yaml.load_all(t, Loader=_StrictLoader)), text, source)  # noqa: S506
+    return [d for d in docs if d is not None]
+
+
+def _load(parse, text: str | bytes, source: str) -> Any:
     text = decode_text(text, source)
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+        data = parse(text)
     except yaml.YAMLError as err:
         raise NlfsError(f"{source}: not YAML: {_yaml_problem(err)}") from None
     except RecursionError:

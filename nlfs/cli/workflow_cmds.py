@@ -175,9 +175,8 @@ def _submit(args) -> int:
 
 
 def _lint(args) -> int:
-    import yaml
-
     from nlfs.errors import NlfsError
+    from nlfs.formats import load_yaml_documents, read_text_file
 
     obj = _build(args)
     namespace = obj["metadata"]["namespace"]
@@ -185,13 +184,7 @@ def _lint(args) -> int:
     backend.lint(namespace, obj)
     print(f"Workflow of {args.template}: accepted by {backend.where}")
     for path in args.template_file:
-        try:
-            with open(path, encoding="utf-8") as file:
-                docs = [d for d in yaml.safe_load_all(file.read()) if d]
-        except (OSError, UnicodeDecodeError) as err:
-            raise NlfsError(f"{path}: cannot read it: {type(err).__name__}") from None
-        except yaml.YAMLError as err:
-            raise NlfsError(f"{path}: not YAML: {' '.join(str(err).split())[:200]}") from None
+        docs = load_yaml_documents(read_text_file(path, what="template file"), path)
         for doc in docs:
             if not isinstance(doc, dict) or doc.get("kind") != "WorkflowTemplate":
                 raise NlfsError(f"{path}: holds something other than a WorkflowTemplate")
