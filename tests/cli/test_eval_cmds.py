@@ -69,12 +69,15 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, needle):
     assert needle in err and len(err.strip().splitlines()) == 1 and err.startswith("nlfs: error: ")
 
 
-def _init_run(store) -> None:
+def _init_run(store, gated: bool = False) -> None:
+    """A run holding the CE and FLAT genomes; `gated`: its main stage trains the tiny gate first."""
     from nlfs.evolution.config import SearchConfig, StageProfile
 
-    config = SearchConfig(population=2, tournament=1, initial_candidates=2, budget=0,
-                          stages={"initial": StageProfile(profile="tiny-prefilter", overrides={"epochs": 1}),
-                                  "main": StageProfile(profile="tiny", overrides={"epochs": 1})})
+    stages = {"initial": StageProfile(profile="tiny-prefilter", overrides={"epochs": 1}),
+              "main": StageProfile(profile="tiny", overrides={"epochs": 1})}
+    if gated:
+        stages["gate"] = StageProfile(profile="tiny-gate")
+    config = SearchConfig(population=2, tournament=1, initial_candidates=2, budget=0, stages=stages)
     store.put(layout.config_key(), config.to_yaml().encode())
     for genome in (CE, FLAT):
         store.put(layout.genome_key(Genome.from_json(genome).id), json.dumps(genome).encode())
@@ -139,20 +142,8 @@ def test_run_mode_checks_every_genome_before_training_any(capsys, tmp_path):
     assert not store.exists(layout.result_key("main", good))
 
 
-def _init_gated_run(store) -> None:
-    from nlfs.evolution.config import SearchConfig, StageProfile
-
-    config = SearchConfig(population=2, tournament=1, initial_candidates=2, budget=0,
-                          stages={"initial": StageProfile(profile="tiny-prefilter", overrides={"epochs": 1}),
-                                  "gate": StageProfile(profile="tiny-gate"),
-                                  "main": StageProfile(profile="tiny", overrides={"epochs": 1})})
-    store.put(layout.config_key(), config.to_yaml().encode())
-    for genome in (CE, FLAT):
-        store.put(layout.genome_key(Genome.from_json(genome).id), json.dumps(genome).encode())
-
-
 def test_the_main_stage_of_a_gated_run_trains_the_gate_first_and_only_passers_further(capsys, store):
-    _init_gated_run(store)
+    _init_run(store, gated=True)
     ce, flat = Genome.from_json(CE).id, Genome.from_json(FLAT).id
     code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce, "--genome", flat)
     assert code == 0
@@ -167,7 +158,7 @@ def test_the_main_stage_of_a_gated_run_trains_the_gate_first_and_only_passers_fu
 
 
 def test_a_retried_pod_reuses_the_stored_gate_result(capsys, store):
-    _init_gated_run(store)
+    _init_run(store, gated=True)
     ce = Genome.from_json(CE).id
     run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce)
     gate_before = store.get(layout.result_key("gate", ce)).data
@@ -199,7 +190,7 @@ def test_a_result_key_that_can_be_neither_read_nor_created_is_an_error_not_a_sil
 
 
 def test_cohort_flag_trains_the_genomes_of_a_gated_run_together(capsys, store):
-    _init_gated_run(store)
+    _init_run(store, gated=True)
     ce, flat = Genome.from_json(CE).id, Genome.from_json(FLAT).id
     code, out, err = run(capsys, "evaluate", "--run", store.uri, "--stage", "main", "--genome", ce, "--genome", flat,
                          "--cohort", "2")
