@@ -46,7 +46,8 @@ def reason(workflow: dict[str, Any]) -> str:
     Argo sets a failed Workflow's message from its entry node, which for steps templates reads
     "child '<node id>' failed" (workflow/controller/steps.go, executeStepGroup); the pod node
     holds the container's reason ("main: Error (exit code 2): <termination message>",
-    workflow/controller/operator.go, inferFailedReason).
+    workflow/controller/operator.go, inferFailedReason). Only a search stopped on its failure
+    budget carries the reason in the Workflow's own message (its exit handler's, operate).
     """
     status = workflow.get("status") or {}
     pods = [n for n in (status.get("nodes") or {}).values()

@@ -49,14 +49,15 @@ def pod_logging(quiet: bool = False) -> None:
     logging.getLogger("nlfs").setLevel(logging.WARNING if quiet else logging.INFO)
 
 
-def emit_work_items(items: list[dict], done: bool, output_dir: str | None) -> None:
+def emit_work_items(items: list[dict], done: bool, output_dir: str | None, *, stopped: bool = False) -> None:
     """Print the items as one JSON list on stdout; with `output_dir`, also write `items.json`
-    and `done` (exactly `true` or `false`: Argo does not trim output parameters)."""
+    and `done`: exactly `true`, `false` or, for a search that stopped (its failure budget spent),
+    `stopped` (Argo does not trim output parameters, and a step's `when` compares them as text)."""
     text = json.dumps(items)
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, "items.json"), "w") as fh:
             fh.write(text)
         with open(os.path.join(output_dir, "done"), "w") as fh:
-            fh.write("true" if done else "false")
+            fh.write("stopped" if stopped else "true" if done else "false")
     print(text)

@@ -1,4 +1,4 @@
-"""Verbs that drive a search: `init`, `controller step`, `search`."""
+"""Verbs that drive a search: `init`, `controller step|check`, `search`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 
 from nlfs.cli.common import emit_work_items, non_negative_int, pod_logging, positive_int
+from nlfs.errors import NlfsError
 
 
 def register(subparsers) -> None:
@@ -37,7 +38,20 @@ def register(subparsers) -> None:
                         "failed evaluation and the search goes on, until more than N are lost; then "
                         "exit 2 (the Argo workflow passes it; default: no counting, so stepping by "
                         "hand changes nothing)")
+    s.add_argument("--stop-as-output", action="store_true",
+                   help="with --output-dir: a search stopped by its failure budget writes done=stopped "
+                        "and exits 0 instead of 2, so that the Workflow's exit handler (controller "
+                        "check) can fail it with the reason as its message")
     s.set_defaults(func=cmd_step)
+
+    c = sub.add_parser("check", help="exit 2 with the reason if the search stopped on its failure budget",
+                       description="Read-only: exit 2 with one line if more evaluations of the run were "
+                                   "lost than the budget allows, else report the search's state and "
+                                   "exit 0. The Argo workflow's exit handler.")
+    c.add_argument("run", help="run URI")
+    c.add_argument("--max-failed-evaluations", type=non_negative_int, required=True, metavar="N",
+                   help="the failure budget the search ran with")
+    c.set_defaults(func=cmd_check)
 
     p = subparsers.add_parser("search", help="run a whole search on this machine",
                               description="Run or resume a search with a local process pool. With no "
@@ -68,12 +82,21 @@ def cmd_init(args) -> int:
 
 
 def cmd_step(args) -> int:
-    from nlfs.evolution.controller import step
+    from nlfs.evolution.controller import FailureBudgetExhausted, step
     from nlfs.runs import open_run
 
+    if args.stop_as_output and not args.output_dir:
+        raise NlfsError("--stop-as-output needs --output-dir")
     pod_logging()
     run = open_run(args.run)
-    outcome = step(run, max_genomes=args.workers, max_failed=args.max_failed_evaluations)
+    try:
+        outcome = step(run, max_genomes=args.workers, max_failed=args.max_failed_evaluations)
+    except FailureBudgetExhausted as stop:
+        if not args.stop_as_output:
+            raise
+        logging.getLogger("nlfs.controller").error("search stopped: %s", stop)
+        emit_work_items([], False, args.output_dir, stopped=True)
+        return 0
     items = outcome.items(run.uri, args.genomes_per_item)
     c = outcome.state.counters
     logging.getLogger("nlfs.controller").info(
@@ -82,6 +105,23 @@ def cmd_step(args) -> int:
         f"{outcome.state.best.fitness:.4f}" if outcome.state.best else "n/a", len(items),
         ", search done" if outcome.done else "")
     emit_work_items(items, outcome.done, args.output_dir)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from nlfs.evolution.controller import check_failure_budget
+    from nlfs.runs import open_run
+
+    pod_logging()
+    run = open_run(args.run)
+    state = check_failure_budget(run, args.max_failed_evaluations)
+    if state is None:
+        logging.getLogger("nlfs.controller").info("%s: not started", run.uri)
+    else:
+        logging.getLogger("nlfs.controller").info(
+            "%s: phase %s, %d evaluations, %d lost (budget %d)%s", run.uri, state.phase,
+            state.counters.evaluations, state.counters.lost, args.max_failed_evaluations,
+            ", search done" if state.done else "")
     return 0
 
 

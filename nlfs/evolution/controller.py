@@ -33,6 +33,10 @@ MAX_CAS_RETRIES = 50
 MAX_HANDOUTS = 2
 
 
+class FailureBudgetExhausted(NlfsError):
+    """More evaluations were lost (handed out MAX_HANDOUTS times, no result) than the budget allows."""
+
+
 class FecEntry(BaseModel):
     """An equivalence-cache entry (`fec/<fingerprint>.json`): the first genome with this phenotype."""
 
@@ -100,14 +104,11 @@ def step(run: Run, *, max_genomes: int | None = None, max_failed: int | None = N
     config = run.config
     readings = gradient_readings(config)
     for _ in range(MAX_CAS_RETRIES):
-        state, etag = run.read_state()
+        state, etag = _read_state(run, config)
         if state is None:
             state = start(config, readings)
             for c in state.candidates:
                 run.put_genome(Genome.from_json(c.genome))
-        elif state.config_hash != config.hash:
-            raise NlfsError(f"{run.uri}: state.json belongs to another config "
-                            f"({state.config_hash}, config is {config.hash})")
         _check_budget(run, state, max_failed)
         outcomes: dict[str, Outcome] = {}
         if state.pending is not None:
@@ -152,6 +153,15 @@ def step(run: Run, *, max_genomes: int | None = None, max_failed: int | None = N
     raise NlfsError(f"{run.uri}: state.json kept changing under {MAX_CAS_RETRIES} attempts")
 
 
+def _read_state(run: Run, config: SearchConfig) -> tuple[State | None, str | None]:
+    """The state and its etag (None, None before the first step), refused if another config's."""
+    state, etag = run.read_state()
+    if state is not None and state.config_hash != config.hash:
+        raise NlfsError(f"{run.uri}: state.json belongs to another config "
+                        f"({state.config_hash}, config is {config.hash})")
+    return state, etag
+
+
 def _swap(run: Run, state: State, etag: str | None) -> bool:
     """Compare-and-swap the state; False if another controller wrote it first."""
     try:
@@ -161,10 +171,21 @@ def _swap(run: Run, state: State, etag: str | None) -> bool:
     return True
 
 
+def check_failure_budget(run: Run, max_failed: int) -> State | None:
+    """Read-only: raise FailureBudgetExhausted if the run's search stopped on its failure budget.
+
+    The Argo Workflow's exit handler asks this, so that the stop's reason becomes the Workflow's
+    message. Returns the state (None before the first step); a run that does not exist is an error."""
+    state, _ = _read_state(run, run.config)
+    if state is not None:
+        _check_budget(run, state, max_failed)
+    return state
+
+
 def _check_budget(run: Run, state: State, max_failed: int | None) -> None:
     lost = state.counters.lost
     if max_failed is not None and lost > max_failed:
-        raise NlfsError(f"failure budget exhausted: {lost} evaluations of {run.uri} produced no result "
+        raise FailureBudgetExhausted(f"failure budget exhausted: {lost} evaluations of {run.uri} produced no result "
                         f"after {MAX_HANDOUTS} hand-outs each (budget {max_failed}); see their "
                         f"results/<stage>/<id>.json records, fix the cause, and resubmit with a larger budget")
 

@@ -1,4 +1,4 @@
-"""`nlfs init`, `nlfs controller step`, `nlfs search` at the command line: output and bad input.
+"""`nlfs init`, `nlfs controller step|check`, `nlfs search` at the command line: output and bad input.
 
 Bad input is one line on stderr and exit code 2, and leaves what is stored as it was.
 """
@@ -51,6 +51,37 @@ def test_init_then_step_prints_work_items_as_json_and_writes_argo_outputs(tmp_pa
     assert json.loads((out_dir / "items.json").read_text()) == items
     assert (out_dir / "done").read_text() == "false"
     assert "phase initial" in done.stderr
+
+
+def test_past_the_failure_budget_step_exits_2_or_writes_stopped_and_check_gives_the_reason(tmp_path, config_file):
+    """The Argo template's three parts: the step with --stop-as-output ends the steps quietly, and
+    the exit handler (`controller check`) fails the Workflow with the reason."""
+    run, out_dir = str(tmp_path / "run"), tmp_path / "out"
+    assert nlfs("init", run, "--config", config_file).returncode == 0
+    assert nlfs("controller", "check", run, "--max-failed-evaluations", "0").returncode == 0  # not started
+    for _ in range(2):  # two hand-outs, and no evaluation ever reports
+        assert nlfs("controller", "step", run, "--max-failed-evaluations", "0").returncode == 0
+    stopped = nlfs("controller", "step", run, "--max-failed-evaluations", "0")  # logs what it records, then stops
+    assert stopped.returncode == 2
+    assert stopped.stderr.strip().splitlines()[-1].startswith("nlfs: error: failure budget exhausted: 3 evaluations")
+    before = _snapshot(run)
+
+    done = nlfs("controller", "step", run, "--max-failed-evaluations", "0", "--stop-as-output",
+                "--output-dir", str(out_dir))
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+    assert (out_dir / "done").read_text() == "stopped" and "search stopped: failure budget" in done.stderr
+    _one_line_error(nlfs("controller", "check", run, "--max-failed-evaluations", "0"), "failure budget exhausted")
+    checked = nlfs("controller", "check", run, "--max-failed-evaluations", "100")
+    assert checked.returncode == 0 and "lost (budget 100)" in checked.stderr
+    assert _snapshot(run) == before  # neither a stopped step nor a check writes
+
+
+def test_check_refuses_a_run_that_does_not_exist_and_stop_as_output_needs_an_output_dir(tmp_path, config_file):
+    _one_line_error(nlfs("controller", "check", str(tmp_path / "nowhere"), "--max-failed-evaluations", "1"),
+                    "no search here")
+    run = str(tmp_path / "run")
+    assert nlfs("init", run, "--config", config_file).returncode == 0
+    _one_line_error(nlfs("controller", "step", run, "--stop-as-output"), "--stop-as-output needs --output-dir")
 
 
 def test_init_twice_is_a_no_op_and_another_config_is_refused(tmp_path, config_file):

@@ -189,7 +189,7 @@ def test_every_pod_satisfies_the_restricted_profile_with_a_read_only_root(varian
     for deployment in _kinds(docs).get("Deployment", []):
         spec = deployment["spec"]["template"]["spec"]
         pods.append((spec["securityContext"], spec["containers"], spec["volumes"]))
-    assert len(pods) == (5 if variant == "dev" else 4)
+    assert len(pods) == (6 if variant == "dev" else 5)
     for pod_security, containers, volumes in pods:
         assert pod_security["runAsNonRoot"] is True and pod_security.get("runAsUser", 1) != 0
         assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}

@@ -18,8 +18,15 @@ create or apply. What it models, from Argo's source (v3.6 to v4.1):
   the limit, then the expression; the wait before retry n is duration * factor^(n-1), capped by
   `cap`; `maxDuration` counts from the first attempt's start, ends retrying once passed or once the
   next wait would pass it, and is every retry's deadline;
+- a retry node that gives up takes the message "No more retries left", "retryStrategy.expression
+  evaluated to false", "Max duration limit exceeded" or "Backoff would exceed max duration limit",
+  and the last pod's own message only when the policy does not retry its phase; a backoff is
+  waited out before the policy is consulted (operator.go, processNodeRetries);
 - a step group fails when a child fails and its step has no matching `continueOn`; the Workflow's
   message is then "child '<node>' failed" (workflow/controller/steps.go);
+- `spec.onExit` runs after the entrypoint, whatever its phase, with `workflow.status` set; a
+  failed exit handler fails a Workflow whose steps succeeded, with the handler node's message,
+  and leaves a failed Workflow's message as it was (operator.go, operate);
 - `workflow.parameters.json` is Go's json.Marshal of the Workflow's merged parameters: every
   declared parameter in template order, with its value and description, compact, with <, > and &
   escaped (workflow/controller/operator.go, setGlobalParameters).
@@ -189,6 +196,14 @@ class ArgoSim:
             self._exec(template, entrypoint or spec["entrypoint"], {}, globals_, result, depth=0, node=name)
         except _Failed as failed:
             result.phase, result.message = failed.phase, failed.message
+        if spec.get("onExit"):
+            globals_["workflow.status"] = result.phase
+            try:
+                self._exec(template, spec["onExit"], {}, globals_, result, depth=0, node=f"{name}.onExit")
+            except _Failed as failed:
+                if result.phase == "Succeeded":  # else the Workflow keeps its steps' message
+                    result.phase = "Failed" if failed.phase == "Failed" else "Error"
+                    result.message = failed.message
         return result
 
     # --- templates -----------------------------------------------------------------------------
@@ -264,7 +279,10 @@ class ArgoSim:
         return {}  # our steps templates declare no outputs
 
     def _retried(self, tmpl, scope, result, node) -> dict[str, str]:
-        """A pod (or resource) template, with its retryStrategy as Argo's controller applies it."""
+        """A pod (or resource) template, with its retryStrategy as Argo's controller applies it.
+
+        A failure ends with the message Argo gives the retry node (the node an exit handler or a
+        parent sees): the pod's own only when the retry policy does not cover its phase."""
         retry = tmpl.get("retryStrategy")
         first_start = result.clock
         attempt = 0
@@ -278,41 +296,50 @@ class ArgoSim:
             result.nodes.append(attempt_node)
             if attempt_node.phase == "Succeeded":
                 return outputs
-            if retry is None or not self._retry_again(retry, attempt_node, attempt, first_start, result):
+            if retry is None:
                 raise _Failed(attempt_node.phase, attempt_node.message)
+            stop = self._why_not_retry(retry, attempt_node, attempt, first_start, result)
+            if stop is not None:
+                raise _Failed(attempt_node.phase, stop)
             attempt += 1
 
-    def _retry_again(self, retry: dict, last: Node, attempt: int, first_start: float, result: Result) -> bool:
+    def _why_not_retry(self, retry: dict, last: Node, attempt: int, first_start: float,
+                       result: Result) -> str | None:
+        """None to retry, else the retry node's message, in the order of operator.go's
+        processNodeRetries: max duration, backoff (waited out even before a failure the policy
+        will not retry), policy, limit, expression."""
         backoff = retry.get("backoff") or {}
+        limit = int(retry["limit"]) if retry.get("limit") is not None else None
         if backoff:
+            max_deadline = None
             if backoff.get("maxDuration"):
                 max_deadline = first_start + duration_seconds(backoff["maxDuration"])
                 if result.clock > max_deadline:
-                    return False  # "Max duration limit exceeded"
+                    return "Max duration limit exceeded"
             wait = duration_seconds(backoff["duration"])
             factor = int(backoff.get("factor") or 0)
             if factor > 0:
                 wait *= factor ** attempt  # attempt = retries so far (children - 1)
             if backoff.get("cap"):
                 wait = min(wait, duration_seconds(backoff["cap"]))
-            if backoff.get("maxDuration") and result.clock + wait > max_deadline:
-                return False  # "Backoff would exceed max duration limit"
+            if max_deadline is not None and result.clock + wait > max_deadline:
+                return "Backoff would exceed max duration limit"
+            if limit is not None and attempt + 1 <= limit:
+                result.backoffs.append((last.name, wait))
+                result.clock += wait
         policy = retry.get("retryPolicy") or ("Always" if retry.get("expression") else "OnFailure")
         if last.phase == "Failed" and policy not in ("Always", "OnFailure"):
-            return False
+            return last.message
         if last.phase == "Error" and policy not in ("Always", "OnError"):
-            return False
-        if retry.get("limit") is not None and attempt + 1 > int(retry["limit"]):
-            return False  # "No more retries left"
+            return last.message
+        if limit is not None and attempt + 1 > limit:
+            return "No more retries left"
         if retry.get("expression"):
             scope = {"lastRetry.exitCode": last.exit_code, "lastRetry.status": last.phase,
                      "lastRetry.message": last.message, "retries": str(attempt)}
             if evaluate(retry["expression"], scope) is not True:
-                return False
-        if backoff:
-            result.backoffs.append((last.name, wait))
-            result.clock += wait
-        return True
+                return "retryStrategy.expression evaluated to false"
+        return None
 
     def _attempt(self, tmpl, scope, result, node: Node, deadline: float | None) -> dict[str, str]:
         if "resource" in tmpl:

@@ -10,7 +10,10 @@ The failure contract, as the real CLI keeps it:
 - `controller step --max-failed-evaluations N` (default 10): a genome of the pending batch handed
   out twice without a result is recorded as a failed evaluation (a `failed` result record) and
   replaced by a new child; once more than N evaluations are recorded so, the step exits 2 with
-  `nlfs: error: failure budget exhausted: ...`.
+  `nlfs: error: failure budget exhausted: ...`, or with `--stop-as-output` writes done=stopped and
+  exits 0.
+- `controller check RUN --max-failed-evaluations N`: that same line and exit 2 once the budget is
+  spent, else exit 0.
 - `evaluate`: a loss that fails (genomes in $FAKE_NLFS_FAILING_LOSSES) is a `failed` record and
   exit 0; a bug (genomes in $FAKE_NLFS_CRASH) exits 1 and writes nothing.
 - Errors go to stderr and to $NLFS_TERMINATION_LOG, as nlfs/cli/main.py writes them.
@@ -54,13 +57,24 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _write_outputs(items: list, done: bool, output_dir: str | None) -> None:
+class _Stopped(Exception):
+    """The failure budget is spent."""
+
+
+def _write_outputs(items: list, done: bool | str, output_dir: str | None) -> None:
     if output_dir:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "items.json").write_text(json.dumps(items))
         # With a newline, as `echo` writes it: Argo trims one from an output parameter.
-        (Path(output_dir) / "done").write_text("true\n" if done else "false\n")
+        text = done if isinstance(done, str) else "true" if done else "false"
+        (Path(output_dir) / "done").write_text(text + "\n")
     print(json.dumps(items))
+
+
+def _check_budget(run: Path, state: dict, max_failed: int) -> None:
+    if state["failed"] > max_failed:
+        raise _Stopped(f"failure budget exhausted: {state['failed']} evaluations of {run} failed, more "
+                       f"than --max-failed-evaluations {max_failed}")
 
 
 def _gid(*parts) -> str:
@@ -88,9 +102,7 @@ def _plan(run: Path, state_name: str, workers: int, per_item: int, stage_of, lim
                                             "reason": "handed out twice without a result"}))
                 state["failed"] += 1
         state_path.write_text(json.dumps(state))
-        if state["failed"] > max_failed:
-            _fail(f"failure budget exhausted: {state['failed']} evaluations of {run} failed, more than "
-                  f"--max-failed-evaluations {max_failed}")
+        _check_budget(run, state, max_failed)
     if pending and all(result(stage, g).exists() for stage, g in pending):
         ok = [g for stage, g in pending if json.loads(result(stage, g).read_text()).get("status") != "failed"
               or max_failed is None]
@@ -133,6 +145,10 @@ def main(argv: list[str]) -> int:
     step.add_argument("--genomes-per-item", type=_positive, default=1)
     step.add_argument("--max-failed-evaluations", type=_non_negative, default=10)
     step.add_argument("--output-dir")
+    step.add_argument("--stop-as-output", action="store_true")
+    check = controller.add_parser("check")
+    check.add_argument("run")
+    check.add_argument("--max-failed-evaluations", type=_non_negative, required=True)
 
     evaluate = verbs.add_parser("evaluate")
     source = evaluate.add_mutually_exclusive_group(required=True)
@@ -169,10 +185,23 @@ def main(argv: list[str]) -> int:
         run = Path(args.run)
         if not (run / "config.yaml").exists() and args.verb == "controller":
             _fail(f"{args.run} is not initialised (nlfs init)")
+        if args.verb == "controller" and args.action == "check":
+            state = run / "state.json"
+            try:
+                if state.exists():
+                    _check_budget(run, json.loads(state.read_text()), args.max_failed_evaluations)
+            except _Stopped as stop:
+                _fail(str(stop))
+            return 0
         if args.verb == "controller":
-            items, done = _plan(run, "state.json", args.workers, args.genomes_per_item,
-                                lambda b: "initial" if b == 1 else "main", BUDGET,
-                                max_failed=args.max_failed_evaluations)
+            try:
+                items, done = _plan(run, "state.json", args.workers, args.genomes_per_item,
+                                    lambda b: "initial" if b == 1 else "main", BUDGET,
+                                    max_failed=args.max_failed_evaluations)
+            except _Stopped as stop:
+                if not args.stop_as_output:
+                    _fail(str(stop))
+                items, done = [], "stopped"
         else:
             items, done = _plan(run, "transfer-state.json", args.workers, args.genomes_per_item,
                                 lambda b: f"phase{b}", 3 * 2, lambda b: f"large-{b}")

@@ -49,6 +49,7 @@ USES = {
     "synchronization.mutexes": lambda: _has("synchronization.mutexes") or _has("synchronization.semaphores"),
     "synchronization.mutex": lambda: _has("synchronization.mutex") or _has("synchronization.semaphore"),
     "continueOn": lambda: _has("continueOn"),
+    "onExit": lambda: _has("onExit"),
     "automountServiceAccountToken": lambda: _has("automountServiceAccountToken") and _has("executor.serviceAccountName"),
     "podGC.deleteDelayDuration": lambda: _has("podGC.deleteDelayDuration"),
     "workflowMetadata.labelsFrom": lambda: _has("workflowMetadata.labelsFrom"),

@@ -218,18 +218,46 @@ def test_a_crashing_evaluation_is_not_retried_and_the_search_goes_on_within_the_
 
 
 def test_past_the_failure_budget_the_search_stops_with_a_one_line_reason(templates, tmp_path, fake_bin):
+    """Issue 11, done 2: the reason is the Workflow's own message, not Argo's "child ... failed"."""
     run = tmp_path / "run"
     crash = ",".join(_gid(run, i) for i in range(12))
     sim = _sim(templates, tmp_path, fake_bin, FAKE_NLFS_CRASH=crash)
     result = sim.run("nlfs-search", _search_args(run, **{"max-failed-evaluations": "2"}))
+
     assert result.phase == "Failed"
-    last_step = result.attempts("controller-step")[-1]
-    assert last_step.phase == "Failed" and last_step.exit_code == "2"
-    assert last_step.name.endswith("(0)")  # exit 2: not retried
-    reason = chain.summarize(result.workflow())["message"]
-    assert reason.startswith("main: Error (exit code 2): nlfs: error: failure budget exhausted:")
-    assert "\n" not in reason and "more than --max-failed-evaluations 2" in reason
+    assert result.message.startswith("main: Error (exit code 2): nlfs: error: failure budget exhausted:")
+    assert "\n" not in result.message and "more than --max-failed-evaluations 2" in result.message
+    last_step = result.ran("controller-step")[-1]
+    assert last_step.returncode == 0 and last_step.outputs["outputs.parameters.done"] == "stopped"
+    assert "finalize" in result.skipped  # a stopped search folds nothing more
+    (check,) = result.attempts("report-stop")
+    assert check.phase == "Failed" and check.exit_code == "2"  # exit 2 is Failed: not retried
+    assert chain.summarize(result.workflow())["message"] == result.message
     assert result.created == []  # no continuation of a stopped search
+
+
+def test_the_exit_handler_passes_a_search_that_did_not_stop_and_keeps_a_failed_ones_message(
+        templates, tmp_path, fake_bin):
+    run = tmp_path / "run"
+    ok = _sim(templates, tmp_path, fake_bin).run("nlfs-search", _search_args(run))
+    assert (ok.phase, ok.message) == ("Succeeded", "")
+    assert [n.phase for n in ok.attempts("report-stop")] == ["Succeeded"]
+
+    # A run that was never initialised: the controller step fails, and so does the handler, but a
+    # Workflow whose steps failed keeps their message, as Argo words it.
+    bad = _sim(templates, tmp_path, fake_bin).run("nlfs-search", _search_args(tmp_path / "r2", config=""))
+    assert bad.phase == "Failed" and bad.message.startswith("child '")
+    assert [n.exit_code for n in bad.attempts("report-stop")] == ["2"]
+
+
+def test_a_deleted_exit_handler_pod_is_retried_and_still_reports_the_stop(templates, tmp_path, fake_bin):
+    run = tmp_path / "run"
+    crash = ",".join(_gid(run, i) for i in range(12))
+    sim = _sim(templates, tmp_path, fake_bin, FAKE_NLFS_CRASH=crash)
+    sim.inject("report-stop", "check", DELETED)
+    result = sim.run("nlfs-search", _search_args(run, **{"max-failed-evaluations": "2"}))
+    assert [n.phase for n in result.attempts("report-stop")] == ["Error", "Failed"]
+    assert "failure budget exhausted" in result.message
 
 
 def test_max_duration_would_have_stopped_the_retry_of_a_long_training(templates, tmp_path, fake_bin):

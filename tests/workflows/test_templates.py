@@ -250,10 +250,30 @@ def _pod_templates(templates):
             yield wft_name, tmpl
 
 
+# The search's exit handler keeps its pod's message (docs/kubernetes.md, "Failures"): no expression.
+EXIT_HANDLER = "report-stop"
+
+
 @pytest.mark.parametrize("case", sorted(INFRASTRUCTURE))
 def test_every_pod_retries_what_infrastructure_does_to_it(templates, case):
     for wft_name, tmpl in _pod_templates(templates):
+        if tmpl["name"] == EXIT_HANDLER:
+            continue
         assert _retries(tmpl["retryStrategy"], *INFRASTRUCTURE[case]), f"{wft_name}/{tmpl['name']}: {case}"
+
+
+def test_the_exit_handler_retries_errors_only_so_its_message_reaches_the_workflow(templates):
+    """A Failed node under OnError is given up with its own message; an expression or a retry of
+    Failed would give the Workflow "retryStrategy.expression evaluated to false" or "No more
+    retries left" instead (operator.go, processNodeRetries)."""
+    spec = templates["nlfs-search"]["spec"]
+    assert spec["onExit"] == EXIT_HANDLER
+    tmpl = next(t for t in spec["templates"] if t["name"] == EXIT_HANDLER)
+    retry = tmpl["retryStrategy"]
+    assert retry["retryPolicy"] == "OnError" and "expression" not in retry and "backoff" not in retry
+    for case, (code, phase, message) in INFRASTRUCTURE.items():
+        assert _retries(retry, code, phase, message) == (phase == "Error"), case
+    assert tmpl["container"]["args"][:2] == ["controller", "check"]
 
 
 @pytest.mark.parametrize("case", sorted(DETERMINISTIC))
@@ -271,6 +291,8 @@ def test_retry_backoff_suits_hours_long_trainings(templates):
         if retry is None:
             continue
         assert int(retry["limit"]) >= 3, f"{wft_name}/{tmpl['name']}"
+        if tmpl["name"] == EXIT_HANDLER:
+            continue
         assert "maxDuration" not in retry["backoff"] and "affinity" not in retry, f"{wft_name}/{tmpl['name']}"
         assert retry["backoff"]["duration"] and int(retry["backoff"]["factor"]) == 2
     evaluate_retry = _evaluate_item(templates)["retryStrategy"]
@@ -281,7 +303,7 @@ def test_every_template_pod_has_an_explicit_command(templates):
     """Without `command`, Argo's emissary looks the image's entrypoint up in its registry, which
     fails for an image loaded into kind or in a private registry (workflowpod.go)."""
     pods = list(_pod_templates(templates))
-    assert len(pods) == 4
+    assert len(pods) == 5
     for wft_name, tmpl in pods:
         body = tmpl.get("container") or tmpl.get("script")
         assert body.get("command"), f"{wft_name}/{tmpl['name']} has no command"
