@@ -185,9 +185,10 @@ def check_failure_budget(run: Run, max_failed: int) -> State | None:
 def _check_budget(run: Run, state: State, max_failed: int | None) -> None:
     lost = state.counters.lost
     if max_failed is not None and lost > max_failed:
-        raise FailureBudgetExhausted(f"failure budget exhausted: {lost} evaluations of {run.uri} produced no result "
-                        f"after {MAX_HANDOUTS} hand-outs each (budget {max_failed}); see their "
-                        f"results/<stage>/<id>.json records, fix the cause, and resubmit with a larger budget")
+        raise FailureBudgetExhausted(
+            f"failure budget exhausted: {lost} evaluations of {run.uri} produced no result after "
+            f"{MAX_HANDOUTS} hand-outs each (budget {max_failed}); see their results/<stage>/<id>.json "
+            f"records, fix the cause, and resubmit with a larger budget")
 
 
 def _count_handouts(run: Run, config: SearchConfig, state: State, missing: list[Slot],
