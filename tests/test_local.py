@@ -6,33 +6,19 @@ These run the real console command on a search small enough for seconds per run.
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from nlfs.runs import open_run
 from nlfs.store import layout
-from searchkit import fast_config
+from searchkit import config_file, fast_config, nlfs_argv, search_argv, search_session, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def _nlfs(*args, env=None, **kw):
-    return [sys.executable, "-m", "nlfs.cli.main", *args]
-
-
-def _config_file(tmp_path: Path, **changes) -> str:
-    path = tmp_path / "search.yaml"
-    path.write_text(fast_config(**changes).to_yaml())
-    return str(path)
-
-
-def _search(run: str, config: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(_nlfs("search", "--store", run, "--config", config, "--workers", "2",
-                                "--no-progress", "--no-baseline"),
-                          capture_output=True, text=True, timeout=600, **kw)
+def _search(run: str, config: str) -> subprocess.CompletedProcess:
+    return subprocess.run(search_argv(run, config), capture_output=True, text=True, timeout=600)
 
 
 def _results(run_uri: str) -> dict[str, float | None]:
@@ -54,10 +40,17 @@ def _session_alive(sid: int) -> list[int]:
     return alive
 
 
+def _wait_session_gone(sid: int) -> None:
+    """Up to 10 s for every process of session `sid` to exit; those still alive fail the test."""
+    deadline = time.monotonic() + 10
+    while _session_alive(sid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _session_alive(sid) == [], "processes of the search outlived it"
+
+
 def test_search_runs_to_the_end_and_prints_the_top_losses(tmp_path):
     run = str(tmp_path / "run")
-    done = subprocess.run(_nlfs("search", "--store", run, "--config", _config_file(tmp_path),
-                                "--workers", "2", "--no-progress"),
+    done = subprocess.run(search_argv(run, config_file(tmp_path), baseline=True),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -68,12 +61,11 @@ def test_search_runs_to_the_end_and_prints_the_top_losses(tmp_path):
     assert "main-stage trainings: " in out and "population: 4 members, median fitness" in out
     assert "cross-entropy on the same profile (tiny)" in out
     assert out.count("mean_b sum_c") == 5  # the top five, best first
-    state = open_run(run).state()
     assert state.done and state.counters.children_done == 8
     assert open_run(run).store.exists(layout.baseline_key("main", "cross_entropy"))
     # The same command again resumes: it finds the run done and trains nothing.
     before = _results(run)
-    again = subprocess.run(_nlfs("search", "--store", run, "--workers", "2", "--no-progress"),
+    again = subprocess.run(nlfs_argv("search", "--store", run, "--workers", "2", "--no-progress"),
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "search finished" in again.stdout
     assert _results(run) == before
@@ -81,25 +73,17 @@ def test_search_runs_to_the_end_and_prints_the_top_losses(tmp_path):
 
 def _kill_when(run_uri: str, config: str, results_at_least: int) -> None:
     """Start a search in its own session and SIGKILL it once enough results exist."""
-    proc = subprocess.Popen(_nlfs("search", "--store", run_uri, "--config", config, "--workers", "2",
-                                  "--no-progress", "--no-baseline"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if len(_results(run_uri)) >= results_at_least:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the search finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)  # the parent only: its workers must die with it
-    proc.wait()
-    deadline = time.monotonic() + 10
-    while _session_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _session_alive(proc.pid) == [], "workers outlived the killed search"
+    with search_session(search_argv(run_uri, config), stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL) as proc:
+        wait_until(proc, lambda: len(_results(run_uri)) >= results_at_least, timeout=300)
+        assert proc.poll() is None, "the search finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)  # the parent only: its workers must die with it
+        proc.wait()
+        _wait_session_gone(proc.pid)
 
 
 def test_sigkill_twice_then_resume_ends_like_an_uninterrupted_run(tmp_path):
-    config = _config_file(tmp_path)
+    config = config_file(tmp_path)
     whole = str(tmp_path / "whole")
     assert _search(whole, config).returncode == 0
     expected = _results(whole)
@@ -121,7 +105,7 @@ def test_sigkill_twice_then_resume_ends_like_an_uninterrupted_run(tmp_path):
 
 def test_search_against_s3(s3_env, tmp_path):
     uri = s3_env.uri("runs/x")
-    done = _search(uri, _config_file(tmp_path, budget=4))
+    done = _search(uri, config_file(tmp_path, budget=4))
     assert done.returncode == 0, done.stderr
     assert "search finished" in done.stdout and uri in done.stdout
     state = open_run(uri).state()
@@ -136,21 +120,14 @@ def _as_from_a_terminal() -> None:
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
-    run = str(tmp_path / "run")
-    proc = subprocess.Popen(_nlfs("search", "--store", run, "--config", _config_file(tmp_path),
-                                  "--workers", "2", "--no-progress", "--no-baseline"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=_as_from_a_terminal)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _results(run):
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
-    _, err = proc.communicate(timeout=60)
+    run, config = str(tmp_path / "run"), config_file(tmp_path)
+    with search_session(search_argv(run, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True, preexec_fn=_as_from_a_terminal) as proc:
+        wait_until(proc, lambda: bool(_results(run)), timeout=120)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "resumes it" in err and "Traceback" not in err
-    deadline = time.monotonic() + 10
-    while _session_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _session_alive(proc.pid) == []
-    assert _search(run, _config_file(tmp_path)).returncode == 0
+    _wait_session_gone(proc.pid)
+    assert _search(run, config).returncode == 0
     assert open_run(run).state().done

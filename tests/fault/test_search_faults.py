@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,22 +16,11 @@ import pytest
 
 from nlfs.runs import open_run
 from s3server import SeaweedServer
-from searchkit import fast_config
+from searchkit import config_file, search_argv, search_session, wait_until
 
 pytestmark = pytest.mark.slow
 
 OUTAGE_S = 20
-
-
-def _config_file(tmp_path: Path, **changes) -> str:
-    path = tmp_path / "search.yaml"
-    path.write_text(fast_config(**changes).to_yaml())
-    return str(path)
-
-
-def _search_cmd(run: str, config: str) -> list[str]:
-    return [sys.executable, "-m", "nlfs.cli.main", "search", "--store", run, "--config", config,
-            "--workers", "2", "--no-progress", "--no-baseline"]
 
 
 def _outcome(run_uri: str) -> tuple[dict, list, object]:
@@ -57,34 +45,28 @@ def outage_server(no_aws_env, monkeypatch):
 
 def test_search_rides_out_a_20_s_s3_outage_and_ends_like_an_uninterrupted_run(tmp_path, outage_server,
                                                                                 monkeypatch):
-    config = _config_file(tmp_path, initial_candidates=6, budget=2)
+    config = config_file(tmp_path, initial_candidates=6, budget=2)
     whole = str(tmp_path / "whole")  # the same search, never interrupted (the store does not change results)
-    done = subprocess.run(_search_cmd(whole, config), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(search_argv(whole, config), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
 
     bucket, prefix = outage_server.fresh_prefix()
     uri = f"s3://{bucket}/{prefix}/run"
     monkeypatch.setenv("NLFS_STORE_RETRY_S", "120")
-    proc = subprocess.Popen(_search_cmd(uri, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        client = outage_server.client()
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/run/results/")
-            if listed.get("KeyCount", 0) >= 4:
-                break
-            time.sleep(0.1)
+    client = outage_server.client()
+
+    def four_results() -> bool:
+        return client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/run/results/").get("KeyCount", 0) >= 4
+
+    with search_session(search_argv(uri, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True) as proc:
+        wait_until(proc, four_results, timeout=300)
         assert proc.poll() is None, "the search finished before the outage"
         outage_server.kill()
         time.sleep(OUTAGE_S)
         assert proc.poll() is None, f"the search gave up during the outage: {proc.communicate()[1]}"
         outage_server.restart()
         out, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, err
     assert "search finished" in out and "Traceback" not in err
     assert "retrying for up to" in err  # it did meet the outage, and said so
@@ -107,29 +89,21 @@ def _worker_pids(parent: int) -> list[int]:
 
 
 def test_a_worker_killed_like_the_oom_killer_does_is_one_line_that_says_how_to_resume(tmp_path):
-    config = _config_file(tmp_path, initial_candidates=6, budget=2)
+    config = config_file(tmp_path, initial_candidates=6, budget=2)
     run = str(tmp_path / "run")
-    proc = subprocess.Popen(_search_cmd(run, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (Path(run) / "results").is_dir() and any((Path(run) / "results").rglob("*.json")):
-                break
-            time.sleep(0.05)
+    results = Path(run) / "results"
+    with search_session(search_argv(run, config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True) as proc:
+        wait_until(proc, lambda: results.is_dir() and any(results.rglob("*.json")), timeout=300)
         workers = _worker_pids(proc.pid)
         assert proc.poll() is None and workers, "no worker to kill"
         os.kill(workers[0], signal.SIGKILL)  # what the OOM killer sends
         _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 2, err
     # Progress lines come first (stderr is not a terminal); the error is one line, the last.
     lines = [line for line in err.strip().splitlines() if not line.startswith("nlfs search: ")]
     assert len(lines) == 1 and lines[0].startswith("nlfs: error: an evaluation worker died"), err
     assert f"nlfs search --store {Path(run).resolve()}" in lines[0] and "Traceback" not in err
-    resumed = subprocess.run(_search_cmd(run, config), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(search_argv(run, config), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
     assert open_run(run).state().done
