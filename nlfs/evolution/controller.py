@@ -102,10 +102,13 @@ def step(run: Run, *, max_genomes: int | None = None, max_failed: int | None = N
     so stepping by hand to look at the pending work changes nothing.
     """
     config = run.config
-    readings = gradient_readings(config)
+    # Resolving them reads every stage's profile: only a step that starts or advances the search
+    # does, not the many that find work still outstanding.
+    readings: tuple[str, ...] = ()
     for _ in range(MAX_CAS_RETRIES):
         state, etag = _read_state(run, config)
         if state is None:
+            readings = readings or gradient_readings(config)
             state = start(config, readings)
             for c in state.candidates:
                 run.put_genome(Genome.from_json(c.genome))
@@ -133,6 +136,7 @@ def step(run: Run, *, max_genomes: int | None = None, max_failed: int | None = N
                     return StepResult(state.pending.index, state.pending.stage, handout, False, state)
         elif state.done:
             return StepResult(None, None, [], True, state)
+        readings = readings or gradient_readings(config)
         new = advance(state, config, outcomes, readings)
         if new.pending is not None:
             _prepare(run, new.pending)
