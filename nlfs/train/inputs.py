@@ -6,6 +6,8 @@ augmentation that takes uint8 receives, and the scaling (dataset mean/std, x / 2
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,9 +15,12 @@ import torch.nn.functional as F
 from nlfs.train.data import as_unit_float
 
 
-def _tf_axis(in_size: int, out_size: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=64)
+def _tf_axis(in_size: int, out_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """TF's `compute_interpolation_weights` with the half-pixel scaler, in float32: source
-    indices lower, upper int64 [out_size] and the weight of upper, lerp float32 [out_size]."""
+    indices lower, upper int64 [out_size] and the weight of upper, lerp float32 [out_size].
+    Cached per (sizes, device): every batch resizes alike, and on CUDA the three host-to-device
+    copies would stall the queue each step. Callers only read them."""
     scale = np.float32(in_size) / np.float32(out_size)
     src = (np.arange(out_size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
     floor = np.floor(src)
