@@ -166,9 +166,9 @@ def to_python(genome: Genome, name: str | None = None) -> str:
 def to_latex(genome: Genome) -> str:
     """The whole loss as one LaTeX equation: the per-class term sympy-simplified when that takes
     under `nlfs.genome.render.SIMPLIFY_SECONDS`, else as the graph writes it."""
-    from nlfs.genome.render import render
+    from nlfs.genome.render import latex
 
-    return render(genome).latex
+    return latex(genome)
 
 
 # ---- resolving what to export ----------------------------------------------------------------

@@ -239,14 +239,10 @@ def _numeric_ok(genome: Genome) -> bool:
     return bool(np.isfinite(t).all())
 
 
-# How training reads a genome's log(p) (a profile's `loss.inputs`): the gradient test mirrors
-# each reading the search's stages train with.
-READINGS = ("log_softmax", "probabilities")
-
-
 def gradient_problem(genome: Genome, readings: tuple[str, ...] = ("log_softmax",)) -> str | None:
     """None if d loss / d logits is finite and not identically zero on random inputs, under
-    every reading of log(p) in `readings` (see READINGS).
+    every reading of log(p) in `readings` (`nlfs.genome.compile.INPUTS`, a profile's
+    `loss.inputs`: the search passes each one its stages train with).
 
     The gradient is numpy's mirror of torch autograd through `GenomeLoss`, on 16 random 10-class
     rows; tests hold it to torch's.

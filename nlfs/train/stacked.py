@@ -115,9 +115,6 @@ class StackedNet:
         the draw an unstacked network makes from the same generator state."""
         return vmap(self._one, in_dims=(0, 0, 0 if per_slot else None), randomness="same")
 
-    def parameter_count(self) -> int:
-        return self.flat.numel() // self.slots
-
 
 class StackedOptimizer:
     """The profile's optimiser for every slot of a StackedNet at once, each slot with its own step

@@ -42,9 +42,7 @@ def fold(state: ProtocolState, results: dict[tuple[str, str], Outcome]) -> tuple
     for u in state.units:
         outcome = results.get((u.stage, u.genome)) if u.open else None
         if outcome is not None:
-            outcome = Outcome(*outcome)
-            u = u.model_copy(update={"status": outcome.status, "fitness": outcome.fitness,
-                                     "test_max": outcome.test_max, "test_at_best_val": outcome.test_at_best_val})
+            u = u.model_copy(update=outcome._asdict())  # its fields are the unit's, by name
             changed = True
         units.append(u)
     return (state.model_copy(update={"units": units}) if changed else state), changed
