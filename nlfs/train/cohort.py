@@ -47,8 +47,9 @@ from nlfs.train.augment import build_augmentation
 from nlfs.train.cohort_size import one_stage
 from nlfs.train.cohort_step import GRAPH_WARMUP, StepPlan
 from nlfs.train.data import DataSplit
-from nlfs.train.loop import (LossFn, Runtime, TrainOutcome, TrainStream, _finish, _finite_or_none, _one_line,
-                             _stop_breach, build_model, eval_input, loss_precision, schedule_steps, steps_per_epoch)
+from nlfs.train.loop import (LossFn, Runtime, TrainOutcome, TrainStream, _check_scalar, _epoch_line, _epoch_metrics,
+                             _finish, _finite_or_none, _one_line, _stop_breach, _timeout_reason, build_model,
+                             eval_input, loss_precision, schedule_steps, steps_per_epoch)
 from nlfs.train.profiles import Profile
 from nlfs.train.schedule import lr_at
 from nlfs.train.stacked import StackedNet, StackedOptimizer, lr_table
@@ -208,7 +209,11 @@ class _Cohort:
         part that raised (the batch, the stacked network's pass) was theirs together."""
         for slot, member in list(running.items()):
             del running[slot]
-            self._leave(member, TrainOutcome("failed", None, _one_line(err), member.outcome.epochs))
+            self._fail_one(member, err)
+
+    def _fail_one(self, member: _Member, err: Exception) -> None:
+        """`member` ends `failed` with `err` (its loss raised), keeping the epochs it finished."""
+        self._leave(member, TrainOutcome("failed", None, _one_line(err), member.outcome.epochs))
 
     def _clear_freed(self) -> None:
         for slot in self._freed:
@@ -356,14 +361,12 @@ class _Cohort:
         losses = {}
         for slot, member in list(running.items()):
             try:
-                loss = member.job.loss_fn(loss_precision(logits[slot]), member.group.target)
-                if loss.dim() != 0:
-                    raise ValueError(f"the loss returned shape {tuple(loss.shape)}, expected a scalar")
+                loss = _check_scalar(member.job.loss_fn(loss_precision(logits[slot]), member.group.target))
                 if not loss.requires_grad:  # what loss.backward() says alone
                     raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
             except Exception as err:  # noqa: BLE001 - a loss that raises is its member's status
                 del running[slot]
-                self._leave(member, TrainOutcome("failed", None, _one_line(err), member.outcome.epochs))
+                self._fail_one(member, err)
                 continue
             losses[slot] = loss
         return losses
@@ -416,17 +419,13 @@ class _Cohort:
             train_loss = losses[member.slot] / steps
             train_acc = corrects[member.slot] / max(seen, 1)
             epoch = member.epoch
-            metrics = EpochMetrics(epoch=epoch, train_loss=_finite_or_none(train_loss), train_accuracy=train_acc,
-                                   val_loss=val_loss, val_accuracy=val_acc, test_accuracy=tested.get(member.slot),
-                                   seconds=round(time.monotonic() - started, 4))
+            metrics = _epoch_metrics(epoch, train_loss, train_acc, val_loss, val_acc, tested.get(member.slot), started)
             outcome = member.outcome
             outcome.epochs.append(metrics)
             member.indexed.append((epoch - 1, metrics))
-            self.log(f"genome {member.job.label} epoch {epoch} train_acc {train_acc:.4f} val_acc {val_acc:.4f} "
-                     f"train_loss {train_loss:.4g} seconds {metrics.seconds:.2f}")
+            self.log(_epoch_line(member.job.label, metrics, train_loss))
             if timeout:
-                outcome.status = "timeout"
-                outcome.reason = f"wall-clock limit {self.runtime.time_limit_s}s reached in epoch {epoch}"
+                outcome.status, outcome.reason = "timeout", _timeout_reason(self.runtime, epoch)
             elif reason := _stop_breach(self.profile.floors, epoch - 1, metrics):
                 outcome.status, outcome.reason = "stopped", reason
             elif epoch < self.profile.epochs:
@@ -475,7 +474,7 @@ class _Cohort:
                             sums[member.slot] += loss.detach() * ys.shape[0]
                         except Exception as err:  # noqa: BLE001 - its member's status
                             del sums[member.slot]
-                            self._leave(member, TrainOutcome("failed", None, _one_line(err), member.outcome.epochs))
+                            self._fail_one(member, err)
                     correct += (logits.argmax(dim=-1) == ys).sum(dim=-1)
         finally:
             self.net.train(True)

@@ -158,6 +158,32 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _epoch_metrics(epoch: int, train_loss: float, train_acc: float, val_loss: float | None, val_acc: float,
+                   test_acc: float | None, started: float) -> EpochMetrics:
+    """One epoch's record as a solo run and a cohort member both write it (train_loss: the mean
+    loss, non-finite recorded as None; started: the epoch's time.monotonic())."""
+    return EpochMetrics(epoch=epoch, train_loss=_finite_or_none(train_loss), train_accuracy=train_acc,
+                        val_loss=val_loss, val_accuracy=val_acc, test_accuracy=test_acc,
+                        seconds=round(time.monotonic() - started, 4))
+
+
+def _epoch_line(label: str, metrics: EpochMetrics, train_loss: float) -> str:
+    """The per-epoch log line of one genome's training."""
+    return (f"genome {label} epoch {metrics.epoch} train_acc {metrics.train_accuracy:.4f} "
+            f"val_acc {metrics.val_accuracy:.4f} train_loss {train_loss:.4g} seconds {metrics.seconds:.2f}")
+
+
+def _check_scalar(loss: torch.Tensor) -> torch.Tensor:
+    """A loss must be one number per batch; anything else is the loss's error, not the trainer's."""
+    if loss.dim() != 0:
+        raise ValueError(f"the loss returned shape {tuple(loss.shape)}, expected a scalar")
+    return loss
+
+
+def _timeout_reason(runtime: Runtime, epoch: int) -> str:
+    return f"wall-clock limit {runtime.time_limit_s}s reached in epoch {epoch}"
+
+
 def _accuracy_count(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Correct predictions in a batch; soft targets [B, K] count their argmax as the label."""
     labels = target.argmax(dim=1) if target.dim() == 2 else target
@@ -224,9 +250,7 @@ class _Trainer:
             with self.autocast():
                 logits = self.forward(x)
             logits = loss_precision(logits)
-            loss = self.loss_fn(logits, target)
-            if loss.dim() != 0:
-                raise ValueError(f"the loss returned shape {tuple(loss.shape)}, expected a scalar")
+            loss = _check_scalar(self.loss_fn(logits, target))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.set_lr()
@@ -303,18 +327,14 @@ def train(profile: Profile, data: DataSplit, loss_fn: LossFn, *, seed: int, runt
                     outcome.status, outcome.reason = "diverged", f"non-finite loss in epoch {epoch}"
                     return _finish(outcome, profile.floors, indexed)
                 val_loss, val_acc = trainer.validate(size)
-                metrics = EpochMetrics(epoch=epoch, train_loss=_finite_or_none(train_loss), train_accuracy=train_acc,
-                                       val_loss=val_loss, val_accuracy=val_acc,
-                                       test_accuracy=trainer.test_accuracy(size, val_acc),
-                                       seconds=round(time.monotonic() - t0, 4))
+                metrics = _epoch_metrics(epoch, train_loss, train_acc, val_loss, val_acc,
+                                         trainer.test_accuracy(size, val_acc), t0)
                 outcome.epochs.append(metrics)
                 indexed.append((index, metrics))
                 if log is not None:
-                    log(f"genome {label} epoch {epoch} train_acc {train_acc:.4f} val_acc {val_acc:.4f} "
-                        f"train_loss {train_loss:.4g} seconds {metrics.seconds:.2f}")
+                    log(_epoch_line(label, metrics, train_loss))
                 if stop is _Timeout:
-                    outcome.status = "timeout"
-                    outcome.reason = f"wall-clock limit {runtime.time_limit_s}s reached in epoch {epoch}"
+                    outcome.status, outcome.reason = "timeout", _timeout_reason(runtime, epoch)
                     return _finish(outcome, profile.floors, indexed)
                 reason = _stop_breach(profile.floors, index, metrics)
                 if reason:
