@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 import torch
-from benchkit import pick_device  # bench/ is on sys.path when a bench runs as a script
+from benchkit import pick_device, sync  # bench/ is on sys.path when a bench runs as a script
 
 # The runtime options each variant sets on top of the profiles' own (on CUDA: bf16 autocast and
 # channels_last, runtime.amp/channels_last auto).
@@ -43,11 +43,6 @@ VARIANTS = {
     "fp32": {"runtime.amp": "off", "runtime.channels_last": "false"},
 }
 GATE_EPOCHS, MAIN_EPOCHS, VAL_IMAGES = 8, 80, 5000  # METHOD.md 4 B
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _profiles(device: str, steps: int, epochs: int, variant: dict[str, str]):
@@ -168,11 +163,11 @@ def bench_design(device: torch.device, model_name: str, size: int, batch: int, k
         times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(rounds):
             for name, step in variants.items():
-                _sync(device)
+                sync(device)
                 t0 = time.perf_counter()
                 for _ in range(steps):
                     step()
-                _sync(device)
+                sync(device)
                 times[name].append((time.perf_counter() - t0) / steps)
         out[k] = {name: min(ts) for name, ts in times.items()}
     return out

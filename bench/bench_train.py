@@ -25,12 +25,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from benchkit import pick_device  # bench/ is on sys.path when a bench runs as a script
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+from benchkit import pick_device, sync  # bench/ is on sys.path when a bench runs as a script
 
 
 def bench_step(device: torch.device, steps: int, rounds: int, batch: int, size: int) -> dict:
@@ -71,14 +66,14 @@ def bench_step(device: torch.device, steps: int, rounds: int, batch: int, size: 
     for name, parts in losses.items():  # warm-up: allocator, cuDNN autotuning, lazy inits
         for _ in range(3):
             step(*parts)
-    _sync(device)
+    sync(device)
     for _ in range(rounds):
         for name, parts in losses.items():
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             for _ in range(steps):
                 step(*parts)
-            _sync(device)
+            sync(device)
             times[name].append((time.perf_counter() - t0) / steps)
     return {name: min(ts) for name, ts in times.items()}
 
@@ -110,11 +105,11 @@ def _rates(pipelines: dict, device: torch.device, batches: int, rounds: int, bat
         for name, (make_batch, untimed) in pipelines.items():
             for _ in range(untimed):
                 make_batch()
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             for _ in range(per_round):
                 make_batch()
-            _sync(device)
+            sync(device)
             best[name] = max(best[name], per_round * batch / (time.perf_counter() - t0))
     return best
 
