@@ -70,19 +70,27 @@ def evaluate(loss, profile: Profile, *, genome_id: str | None = None, stage: str
     or an `nn.Module` called as loss(logits [B, C], target [B] int64 or [B, C] float).
     `log` receives one line per epoch ("genome <id> epoch <e> train_acc .. val_acc ..").
     """
-    from nlfs.train.data import load_dataset
-    from nlfs.train.loop import Runtime, train
+    from nlfs.train.loop import train
 
     started = time.monotonic()
     seed = check_seed(profile.seed if seed is None else seed)
     module, text, default_id = resolve_loss(loss, profile.loss)
     genome_id = genome_id or default_id
-    configure_threads(profile)
-    runtime = Runtime.resolve(profile.runtime)
-    data = load_dataset(profile.dataset, runtime.device)
+    runtime, data = _device_and_data(profile)
     outcome = train(profile, data, module.to(runtime.device), seed=seed, runtime=runtime, log=log,
                     label=genome_id)
     return _record(genome_id, text, stage, profile, outcome, round(time.monotonic() - started, 3), runtime, seed)
+
+
+def _device_and_data(profile: Profile):
+    """What every training under `profile` starts from: torch's threads set, the resolved
+    runtime (`nlfs.train.loop.Runtime`) and the dataset on its device."""
+    from nlfs.train.data import load_dataset
+    from nlfs.train.loop import Runtime
+
+    configure_threads(profile)
+    runtime = Runtime.resolve(profile.runtime)
+    return runtime, load_dataset(profile.dataset, runtime.device)
 
 
 def _record(genome_id: str, text: str, stage: str, profile: Profile, outcome, seconds: float, runtime,
@@ -102,14 +110,10 @@ def evaluate_many(losses: list[tuple[str, object]], profile: Profile, *, slots: 
     device (nlfs.train.cohort; a one-stage profile). Each record has the form of a solo
     evaluation's; `on_record` receives each as its training ends. Records in the order given."""
     from nlfs.train.cohort import CohortJob, train_cohort
-    from nlfs.train.data import load_dataset
-    from nlfs.train.loop import Runtime
 
-    seed = profile.seed if seed is None else seed
-    configure_threads(profile)
-    runtime = Runtime.resolve(profile.runtime)
+    seed = check_seed(profile.seed if seed is None else seed)
     resolved = [(genome_id, *resolve_loss(loss, profile.loss)) for genome_id, loss in losses]
-    data = load_dataset(profile.dataset, runtime.device)
+    runtime, data = _device_and_data(profile)
     jobs = [CohortJob(genome_id or default_id, module.to(runtime.device), seed)
             for genome_id, module, _, default_id in resolved]
     records: dict[int, ResultRecord] = {}
@@ -184,6 +188,23 @@ def gate_failed_record(genome_id: str, text: str, stage: str, profile: Profile, 
         seconds=0.0, device=gate.device, seed=gate.seed, versions=gate.versions)
 
 
+def _gate_verdict(gate: ResultRecord, stage: str, profile: Profile, say: Callable[[str], None]) -> ResultRecord | None:
+    """Say how `gate` ended; the main stage's `gate_failed` record if it failed, else None."""
+    say(f"genome {gate.genome_id} gate {gate.status}" + (f" ({gate.reason})" if gate.reason else ""))
+    return None if gate.usable else gate_failed_record(gate.genome_id, gate.loss, stage, profile, gate)
+
+
+def _store_main(run, record: ResultRecord, say: Callable[[str], None]) -> bool:
+    """Store a main-stage record create-only; False, saying so, if another worker's came first."""
+    from nlfs.store import layout
+
+    if _store_once(run, record) is record:
+        return True
+    say(f"genome {record.genome_id}: {layout.result_key(record.stage, record.genome_id)} was written by another "
+        f"worker meanwhile; kept theirs")
+    return False
+
+
 def evaluate_in_run(store, stage: str, genome_ids: list[str], plan: StagePlan | Profile, *,
                     seed: int | None = None, log: Callable[[str], None] | None = None,
                     cohort: int | str | None = None) -> list[ResultRecord]:
@@ -212,8 +233,9 @@ def evaluate_in_run(store, stage: str, genome_ids: list[str], plan: StagePlan | 
             continue
         todo.append((genome_id, run.genome(genome_id).validate(source=f"{run.uri}/{layout.genome_key(genome_id)}")))
     gate_slots = 1 if plan.gate is None else cohort_slots(plan.gate, cohort, len(todo), log)
-    if max(gate_slots, cohort_slots(plan.profile, cohort, len(todo), log)) > 1:
-        return _evaluate_cohorts(run, stage, todo, plan, cohort, seed, log)
+    main_slots = cohort_slots(plan.profile, cohort, len(todo), log)
+    if max(gate_slots, main_slots) > 1:
+        return _evaluate_cohorts(run, stage, todo, plan, (gate_slots, main_slots), seed, log)
     records = []
     for genome_id, genome in todo:
         record = None
@@ -222,17 +244,11 @@ def evaluate_in_run(store, stage: str, genome_ids: list[str], plan: StagePlan | 
             if gate is None:
                 gate = _store_once(run, evaluate(genome, plan.gate, genome_id=genome_id, stage=GATE_STAGE,
                                                  seed=seed, log=log))
-            say(f"genome {genome_id} gate {gate.status}" + (f" ({gate.reason})" if gate.reason else ""))
-            if not gate.usable:
-                record = gate_failed_record(genome_id, gate.loss, stage, plan.profile, gate)
+            record = _gate_verdict(gate, stage, plan.profile, say)
         if record is None:
             record = evaluate(genome, plan.profile, genome_id=genome_id, stage=stage, seed=seed, log=log)
-        stored = _store_once(run, record)
-        if stored is record:
+        if _store_main(run, record, say):
             records.append(record)
-        else:
-            say(f"genome {genome_id}: {layout.result_key(stage, genome_id)} was written by another worker "
-                f"meanwhile; kept theirs")
     return records
 
 
@@ -255,27 +271,22 @@ def _store_once(run, record: ResultRecord) -> ResultRecord:
     return theirs
 
 
-def _evaluate_cohorts(run, stage: str, todo: list, plan: StagePlan, cohort, seed: int | None,
+def _evaluate_cohorts(run, stage: str, todo: list, plan: StagePlan, slots: tuple[int, int], seed: int | None,
                       log: Callable[[str], None] | None) -> list[ResultRecord]:
-    """evaluate_in_run's work with cohorts: the gates that are missing, then the main runs of the
-    genomes whose gate passed; each record stored as soon as its training ends."""
-    from nlfs.store import layout
-
+    """evaluate_in_run's work with cohorts of (gate, main) `slots` at most: the gates that are
+    missing, then the main runs of the genomes whose gate passed; each record stored as soon as
+    its training ends."""
     say = log or (lambda line: None)
     mine: dict[str, ResultRecord] = {}  # main-stage records this call stored
 
     def store_main(record: ResultRecord) -> None:
-        stored = _store_once(run, record)
-        if stored is record:
+        if _store_main(run, record, say):
             mine[record.genome_id] = record
-        else:
-            say(f"genome {record.genome_id}: {layout.result_key(stage, record.genome_id)} was written by another "
-                f"worker meanwhile; kept theirs")
 
     def gate_known(gate: ResultRecord) -> None:
-        say(f"genome {gate.genome_id} gate {gate.status}" + (f" ({gate.reason})" if gate.reason else ""))
-        if not gate.usable:
-            store_main(gate_failed_record(gate.genome_id, gate.loss, stage, plan.profile, gate))
+        failed = _gate_verdict(gate, stage, plan.profile, say)
+        if failed is not None:
+            store_main(failed)
 
     passed = todo
     if plan.gate is not None:
@@ -289,16 +300,17 @@ def _evaluate_cohorts(run, stage: str, todo: list, plan: StagePlan, cohort, seed
             gates[gate.genome_id] = _store_once(run, gate)
             gate_known(gates[gate.genome_id])
 
-        _train(missing, plan.gate, GATE_STAGE, cohort, seed, log, gate_done)
+        _train(missing, plan.gate, GATE_STAGE, slots[0], seed, log, gate_done)
         passed = [(genome_id, genome) for genome_id, genome in todo if gates[genome_id].usable]
-    _train(passed, plan.profile, stage, cohort, seed, log, store_main)
+    _train(passed, plan.profile, stage, slots[1], seed, log, store_main)
     return [mine[genome_id] for genome_id, _ in todo if genome_id in mine]
 
 
-def _train(todo: list, profile: Profile, stage: str, cohort, seed: int | None, log, on_record) -> None:
-    """Train `todo` (genome id, genome) under `profile`, in a cohort where it gets more than one
-    slot, else one after another; `on_record` receives each record as its training ends."""
-    slots = cohort_slots(profile, cohort, len(todo))
+def _train(todo: list, profile: Profile, stage: str, slots: int, seed: int | None, log, on_record) -> None:
+    """Train `todo` (genome id, genome) under `profile`, in a cohort of at most `slots` where that
+    is more than one genome, else one after another; `on_record` receives each record as its
+    training ends."""
+    slots = min(slots, len(todo))  # cohort_slots for every genome waiting; fewer may have passed
     if slots > 1:
         evaluate_many(todo, profile, slots=slots, stage=stage, seed=seed, log=log, on_record=on_record)
         return
