@@ -112,19 +112,22 @@ def validate(cls: type[M], data: Any, source: str, what: str) -> M:
         raise NlfsError(f"{source}: {first_error(err, what)}") from None
 
 
-def parse_stored_json(cls: type[M], data: bytes | str, source: str) -> M:
-    """A stored JSON object; a corrupt one is NlfsError `source is corrupt: field: message`.
+def parse_stored_json(cls: type[M], data: bytes | str, source: str, *, lead: str | None = None,
+                      what: str = "object") -> M:
+    """A stored JSON object; a corrupt one is NlfsError `<lead>: field: message`, the lead
+    `source is corrupt` unless given (`what` names the whole object in the message).
 
     pydantic's JSON parser reads NaN and Infinity, which are not JSON and which no record of
     ours may hold: they are refused first, whatever the model's fields are.
     """
+    lead = lead or f"{source} is corrupt"
     problem = json_problem(data)
     if problem is not None:
-        raise NlfsError(f"{source} is corrupt: {problem}")
+        raise NlfsError(f"{lead}: {problem}")
     try:
         return cls.model_validate_json(data)
     except ValidationError as err:
-        raise NlfsError(f"{source} is corrupt: {first_error(err, 'object')}") from None
+        raise NlfsError(f"{lead}: {first_error(err, what)}") from None
 
 
 # ---- YAML ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nlfs.errors import NlfsError
-from nlfs.formats import Float, Int, Seed, first_error, json_problem
+from nlfs.formats import Float, Int, Seed, first_error, parse_stored_json
 
 RESULT_FORMAT = "nlfs.result/v1"
 
@@ -94,10 +94,4 @@ class ResultRecord(BaseModel):
     @classmethod
     def from_json(cls, data: str | bytes, *, source: str = "result") -> "ResultRecord":
         """A stored record, as strictly as it was written: plain JSON (no NaN), finite numbers in range."""
-        problem = json_problem(data)
-        if problem is not None:
-            raise NlfsError(f"{source}: invalid result record: {problem}")
-        try:
-            return cls.model_validate_json(data)
-        except ValidationError as err:
-            raise NlfsError(f"{source}: invalid result record: {first_error(err, 'record')}") from None
+        return parse_stored_json(cls, data, source, lead=f"{source}: invalid result record", what="record")
