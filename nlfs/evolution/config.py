@@ -92,10 +92,6 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in _BUILTIN.glob("*.yaml"))
 
 
-def _read(path: Path, shown: str) -> bytes:
-    return read_file_bytes(path, shown, what="search config")
-
-
 def _embed_profile_files(data: dict, folder: Path, source: str) -> None:
     """Replace each stage's profile *file* (a .yaml path, relative to the config's folder) by
     its content, so the stored config is self-contained."""
@@ -122,7 +118,8 @@ def load_config(name_or_path: str) -> SearchConfig:
             raise NlfsError(f"no config file or built-in config {name_or_path!r} "
                             f"(built-in: {', '.join(builtin_names())})")
         path = builtin
-    data = read_yaml_mapping(_read(path, str(name_or_path)), str(name_or_path), "search config")
+    data = read_yaml_mapping(read_file_bytes(path, str(name_or_path), what="search config"), str(name_or_path),
+                             "search config")
     _embed_profile_files(data, path.parent, str(name_or_path))
     if data.get("format") == "nlfs.search/v1":
         return parse_config(b"format: nlfs.search/v1", source=str(name_or_path))

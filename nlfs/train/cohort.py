@@ -38,7 +38,7 @@ import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -440,44 +440,48 @@ class _Cohort:
             return {slot: acc for slot, (_, acc) in validated.items()}
         if self.data.test_x is None or not validated:
             return {}
-        dev, bs = self.runtime.device, self.runtime.eval_batch_size
         inputs = next(iter(self.members.values())).group.stream.inputs
-        correct = torch.zeros(self.net.slots, dtype=torch.int64, device=dev)
+        correct = torch.zeros(self.net.slots, dtype=torch.int64, device=self.runtime.device)
+        with self._evaluating():
+            for logits, ys in self._eval_batches(self.data.test_x, self.data.test_y, inputs):
+                correct += (logits.argmax(dim=-1) == ys).sum(dim=-1)
+        counts = correct.tolist()
+        return {slot: counts[slot] / self.data.test_x.shape[0] for slot in validated}
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """The whole stack in eval mode and without gradients, for one pass over a split."""
         self.net.train(False)
         try:
             with torch.no_grad():
-                for xs, ys in zip(torch.split(self.data.test_x, bs), torch.split(self.data.test_y, bs)):
-                    logits = self.forward(eval_input(inputs, xs, self.size, self.runtime.dtype), False)
-                    correct += (logits.argmax(dim=-1) == ys).sum(dim=-1)
+                yield
         finally:
             self.net.train(True)
-        counts = correct.tolist()
-        return {slot: counts[slot] / self.data.test_x.shape[0] for slot in validated}
+
+    def _eval_batches(self, x: torch.Tensor, y: torch.Tensor, inputs) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(logits [S, b, K], labels [b]) of each evaluation batch of the split (x, y); inside
+        `_evaluating`."""
+        for xs, ys in zip(torch.split(x, self.runtime.eval_batch_size), torch.split(y, self.runtime.eval_batch_size)):
+            yield self.forward(eval_input(inputs, xs, self.size, self.runtime.dtype), False), ys
 
     def _validate(self, members: list[_Member]) -> dict[int, tuple[float | None, float]]:
         """slot -> (mean validation loss or None if not finite, validation accuracy) of each member
         whose loss did not raise; one pass over the validation split for the whole stack."""
-        dev, bs = self.runtime.device, self.runtime.eval_batch_size
+        dev = self.runtime.device
         sums = {m.slot: torch.zeros((), device=dev) for m in members}
         correct = torch.zeros(self.net.slots, dtype=torch.int64, device=dev)
-        inputs = members[0].group.stream.inputs
-        self.net.train(False)
-        try:
-            with torch.no_grad():
-                for xs, ys in zip(torch.split(self.data.val_x, bs), torch.split(self.data.val_y, bs)):
-                    logits = self.forward(eval_input(inputs, xs, self.size, self.runtime.dtype), False)
-                    for member in members:
-                        if member.slot not in sums:
-                            continue
-                        try:
-                            loss = member.job.loss_fn(loss_precision(logits[member.slot]), ys)
-                            sums[member.slot] += loss.detach() * ys.shape[0]
-                        except Exception as err:  # noqa: BLE001 - its member's status
-                            del sums[member.slot]
-                            self._fail_one(member, err)
-                    correct += (logits.argmax(dim=-1) == ys).sum(dim=-1)
-        finally:
-            self.net.train(True)
+        with self._evaluating():
+            for logits, ys in self._eval_batches(self.data.val_x, self.data.val_y, members[0].group.stream.inputs):
+                for member in members:
+                    if member.slot not in sums:
+                        continue
+                    try:
+                        loss = member.job.loss_fn(loss_precision(logits[member.slot]), ys)
+                        sums[member.slot] += loss.detach() * ys.shape[0]
+                    except Exception as err:  # noqa: BLE001 - its member's status
+                        del sums[member.slot]
+                        self._fail_one(member, err)
+                correct += (logits.argmax(dim=-1) == ys).sum(dim=-1)
         n = self.data.val_x.shape[0]
         counts = correct.tolist()
         return {slot: (_finite_or_none(total.item() / n), counts[slot] / n) for slot, total in sums.items()}
