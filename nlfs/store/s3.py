@@ -107,6 +107,13 @@ def _transient(exc: Exception) -> bool:
         return _status(exc) in _TRANSIENT_STATUS or _error_code(exc) in _TRANSIENT_CODES
     if isinstance(exc, bx.SSLError):  # a certificate problem does not heal
         return False
+    return _no_answer(exc)
+
+
+def _no_answer(exc: Exception) -> bool:
+    """Whether the request got no HTTP answer: refused, reset, cut off, timed out, TLS."""
+    from botocore import exceptions as bx
+
     return isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError))
 
 
@@ -259,7 +266,7 @@ class S3Store(ObjectStore):
                 f"no credentials for {self.uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(or AWS_PROFILE)"
             ) from None
-        if isinstance(exc, (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError)):
+        if _no_answer(exc):
             raise StoreError(
                 f"cannot reach s3 endpoint {self.endpoint_url} for {self.uri}: {type(exc).__name__}"
                 f" ({redact(str(exc))}){after}"
